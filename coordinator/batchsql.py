@@ -1,0 +1,197 @@
+"""SQL text of replicated batches: what the leader sends, what followers replay.
+
+Pure functions from log entries to SQL strings plus the map from each result of
+a multi-statement round trip back to the entry that produced it. Followers
+replay a statement with the leader's context (``SET timestamp``, ``insert_id``,
+``rand_seed1/2``), as MySQL's statement-based replication does, so
+AUTO_INCREMENT, ``NOW()`` and ``RAND()`` give the leader's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from asyncmy.converters import escape_item, escape_string
+
+from .replog import Entry, EntryKind, Statement
+
+CHARSET = "utf8mb4"
+
+
+class BindError(ValueError):
+    """Parameters do not fit the statement's placeholders."""
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, dict):
+        raise BindError("a parameter cannot be an object")
+    out = escape_item(value, CHARSET)
+    return out.decode() if isinstance(out, bytes) else out
+
+
+def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
+    """Bind ``%s`` / ``%(name)s`` parameters with the driver's escaping (DB-API style)."""
+    if params is None:
+        return sql
+    try:
+        if isinstance(params, Mapping):
+            return sql % {k: _literal(v) for k, v in params.items()}
+        return sql % tuple(_literal(v) for v in params)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BindError(f"parameters do not match the query's placeholders: {exc}") from None
+
+
+def sql_time(time_us: int) -> str:
+    return f"{time_us // 1_000_000}.{time_us % 1_000_000:06d}"
+
+
+def uses_rand(sql: str) -> bool:
+    """Conservative: any mention of rand gets seeds (same answer on every replica)."""
+    return "rand" in sql.lower()
+
+
+def context_set(entry_time_us: int | None, seeds: tuple[int, int] | None, insert_id: int) -> str | None:
+    parts = []
+    if entry_time_us is not None:
+        parts.append(f"timestamp={sql_time(entry_time_us)}")
+    if seeds is not None:
+        parts.append(f"rand_seed1={seeds[0]}, rand_seed2={seeds[1]}")
+    if insert_id:
+        parts.append(f"insert_id={insert_id}")
+    return "SET " + ", ".join(parts) if parts else None
+
+
+# --- the coordinator's own tables -------------------------------------------------
+
+
+def log_values(entry: Entry) -> str:
+    body = orjson.dumps([[s.sql, s.insert_id] for s in entry.statements]).decode()
+    return (
+        f"({entry.ts},{entry.epoch},{int(entry.kind)},{entry.time_us},{entry.seed1},{entry.seed2},"
+        f"{entry.mark},'{escape_string(body)}')"
+    )
+
+
+def log_insert(schema: str, entries: Sequence[Entry]) -> str:
+    rows = ",".join(log_values(e) for e in entries)
+    return f"INSERT INTO `{schema}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, body) VALUES {rows}"
+
+
+def entry_from_row(row: Sequence[Any]) -> Entry:
+    ts, epoch, kind, time_us, seed1, seed2, mark, body = row
+    stmts = tuple(Statement(sql, int(iid)) for sql, iid in orjson.loads(body))
+    return Entry(int(ts), int(epoch), EntryKind(int(kind)), stmts, int(time_us), int(seed1), int(seed2), int(mark))
+
+
+def state_update(schema: str, epoch: int, applied: Entry | None = None, mark: int | None = None,
+                 ddl_pending: int | None = None, leader: str | None = None) -> str:
+    """Update of the replica's state row. ``epoch_seen = epoch`` trips the table's
+    CHECK constraint when a newer coordinator has bumped the epoch: a stale
+    coordinator's batch fails there and rolls back (fencing, invariant I5)."""
+    sets = [f"epoch_seen={epoch}"]
+    if applied is not None:
+        sets.append(f"applied_ts={applied.ts}, applied_epoch={applied.epoch}")
+    if mark is not None:
+        sets.append(f"ts_mark={mark}")
+    if ddl_pending is not None:
+        sets.append(f"ddl_pending={ddl_pending}")
+    if leader is not None:
+        sets.append(f"leader_id='{escape_string(leader)}'")
+    return f"UPDATE `{schema}`.state SET {', '.join(sets)} WHERE id=1"
+
+
+# --- follower replay ----------------------------------------------------------------
+
+
+def follower_batch(schema: str, epoch: int, entries: Sequence[Entry], trim_below: int = 0) -> str:
+    """One transaction applying ``entries`` (none of which must be applied alone),
+    recording them in the replica's log and advancing its applied timestamp."""
+    parts = ["BEGIN"]
+    last_time = None
+    for e in entries:
+        first = True
+        for st in e.statements:
+            t = e.time_us if e.time_us != last_time else None
+            seeds = (e.seed1, e.seed2) if first and uses_rand_entry(e) else None
+            s = context_set(t, seeds, st.insert_id)
+            if s:
+                parts.append(s)
+            last_time = e.time_us
+            first = False
+            parts.append(st.sql)
+    parts.append(log_insert(schema, entries))
+    parts.append(state_update(schema, epoch, entries[-1], latest_mark(entries)))
+    if trim_below:
+        parts.append(log_trim(schema, trim_below))
+    parts.append("COMMIT")
+    return ";\n".join(parts)
+
+
+def latest_mark(entries: Sequence[Entry]) -> int | None:
+    """The timestamp mark to persist: the newest entry's that carries one (a clean
+    stop may lower the mark to the last value used)."""
+    for e in reversed(entries):
+        if e.mark:
+            return e.mark
+    return None
+
+
+def log_trim(schema: str, below: int) -> str:
+    """Forget entries every replica has applied (bounded per batch so a big trim
+    never stalls an applier)."""
+    return (f"DELETE FROM `{schema}`.log WHERE ts < {below} ORDER BY ts LIMIT 5000;\n"
+            f"UPDATE `{schema}`.state SET log_floor=GREATEST(log_floor, {below}) WHERE id=1")
+
+
+def uses_rand_entry(e: Entry) -> bool:
+    return any(uses_rand(s.sql) for s in e.statements)
+
+
+# --- leader execution ---------------------------------------------------------------
+
+Owner = tuple[int, int] | None  # (request index, statement index) or None for our own statements
+
+
+def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_us: int | None,
+                   begin: bool) -> tuple[str, list[Owner]]:
+    """First round trip of a leader batch: the clients' statements inside an open
+    transaction, without COMMIT, so the leader's per-statement results (rows
+    affected, insert id, errors) are known before anything is logged.
+
+    ``items`` are (statements, seeds) per request. A multi-statement request (a
+    transaction) is wrapped in a savepoint so that a failure inside it can be
+    rolled back alone."""
+    parts: list[str] = []
+    owners: list[Owner] = []
+    if begin:
+        parts.append("BEGIN")
+        owners.append(None)
+    if time_us is not None:
+        parts.append(f"SET timestamp={sql_time(time_us)}")
+        owners.append(None)
+    for i, (stmts, seeds) in enumerate(items):
+        if any(uses_rand(s) for s in stmts):
+            parts.append(f"SET rand_seed1={seeds[0]}, rand_seed2={seeds[1]}")
+            owners.append(None)
+        if len(stmts) > 1:
+            parts.append(f"SAVEPOINT r{i}")
+            owners.append((i, -1))
+        for j, s in enumerate(stmts):
+            parts.append(s)
+            owners.append((i, j))
+    return ";\n".join(parts), owners
+
+
+def leader_commit(schema: str, epoch: int, entries: Sequence[Entry], trim_below: int = 0) -> str:
+    parts = []
+    if entries:
+        parts.append(log_insert(schema, entries))
+        parts.append(state_update(schema, epoch, entries[-1], latest_mark(entries)))
+    if trim_below:
+        parts.append(log_trim(schema, trim_below))
+    parts.append("COMMIT")
+    return ";\n".join(parts)

@@ -1,0 +1,257 @@
+"""Typed configuration loaded from ``config.toml``.
+
+Everything the process does is decided by one ``Config`` value built at start-up;
+there are no module-level settings. Loading is strict: a missing required key, an
+unknown key or a value of the wrong type fails at start with a message that names
+the key and the file, because a typo silently ignored is worse than a refusal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class CoordinatorSection:
+    host: str = "127.0.0.1"  # address every HTTP port listens on
+    admin_host: str = "127.0.0.1"  # /admin/* answers only to requests arriving here
+    database: str = "testdb"
+    internal_schema: str = "_coordinator"
+    log_level: str = "info"
+    log_format: str = "console"  # console | json
+    admin_token: str = ""  # env COORD_ADMIN_TOKEN; empty = no token required
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class PortsSection:
+    gateway: int = 8000
+    timestamp_odd: int = 8001
+    timestamp_even: int = 8002
+    metrics: int = 8003
+    cabinet: int = 8004
+    seer: int = 8005
+
+    def all(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MysqlSection:
+    user: str = "root"  # env COORD_MYSQL_USER
+    password: str = ""  # env COORD_MYSQL_PASSWORD
+    connect_timeout_s: float = 2.0
+    query_timeout_s: float = 5.0
+    read_pool_size: int = 8
+    max_statement_time_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class QuorumSection:
+    mode: str = "cabinet"  # cabinet | majority | all
+    failure_threshold: int = 1
+
+
+@dataclass(frozen=True)
+class ReplicationSection:
+    write_timeout_s: float = 5.0
+    max_batch_entries: int = 512
+    max_inflight_entries: int = 20_000
+    memory_log_entries: int = 200_000
+    persisted_log_margin: int = 100_000
+    trim_interval_s: float = 5.0
+    timestamp_window: int = 10_000
+    retry_interval_s: float = 0.2
+
+
+@dataclass(frozen=True)
+class ReadsSection:
+    session_wait_ms: int = 200
+    eventual_max_lag_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class MonitorSection:
+    poll_interval_ms: int = 200
+    poll_timeout_ms: int = 300
+    missed_polls_unhealthy: int = 3
+
+
+@dataclass(frozen=True)
+class ControlSection:
+    backend: str = "local"  # local | docker | none
+    cluster_dir: str = "cluster"
+    compose_file: str = "docker-compose.mysql.yml"
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    id: str
+    name: str
+    host: str
+    port: int
+    leader: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    replicas: tuple[ReplicaConfig, ...]
+    coordinator: CoordinatorSection = field(default_factory=CoordinatorSection)
+    ports: PortsSection = field(default_factory=PortsSection)
+    mysql: MysqlSection = field(default_factory=MysqlSection)
+    quorum: QuorumSection = field(default_factory=QuorumSection)
+    replication: ReplicationSection = field(default_factory=ReplicationSection)
+    reads: ReadsSection = field(default_factory=ReadsSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
+    control: ControlSection = field(default_factory=ControlSection)
+    source: str = "<memory>"
+
+    @property
+    def initial_leader(self) -> ReplicaConfig:
+        return next(r for r in self.replicas if r.leader)
+
+    def replica(self, ident: str) -> ReplicaConfig:
+        """Find a replica by id (``replica-2``) or instance name (``mysql-replica-2``)."""
+        for r in self.replicas:
+            if ident in (r.id, r.name):
+                return r
+        raise KeyError(ident)
+
+
+_ENV = {
+    ("mysql", "user"): "COORD_MYSQL_USER",
+    ("mysql", "password"): "COORD_MYSQL_PASSWORD",
+    ("coordinator", "admin_token"): "COORD_ADMIN_TOKEN",
+}
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where} has the wrong type ({type(value).__name__})")
+    expected = origin or hint
+    if expected is type(None):
+        if value is None:
+            return None
+    elif isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool):
+        return value
+    raise ConfigError(
+        f"{where} must be {getattr(expected, '__name__', expected)}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _build(cls: type, data: Any, where: str, file: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{where}' in {file} must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key '{where + '.' if where else ''}{unknown[0]}' in {file} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"config key '{key}' is missing in {file}, and has no default")
+            continue
+        kwargs[name] = _check_type(data[name], hints[name], f"config key '{key}' in {file}")
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    file = cfg.source
+    n = len(cfg.replicas)
+    if not 3 <= n <= 7:
+        raise ConfigError(f"{file} must list 3 to 7 [[replicas]], found {n}")
+    ids = [r.id for r in cfg.replicas]
+    names = [r.name for r in cfg.replicas]
+    if len(set(ids)) != n or len(set(names)) != n:
+        raise ConfigError(f"replica ids and names must be unique in {file}")
+    leaders = [r.id for r in cfg.replicas if r.leader]
+    if len(leaders) != 1:
+        raise ConfigError(f"exactly one replica must have 'leader = true' in {file}, found {len(leaders)}")
+    t = cfg.quorum.failure_threshold
+    if not 1 <= t <= (n - 1) // 2:
+        raise ConfigError(
+            f"config key 'quorum.failure_threshold' in {file} must be between 1 and {(n - 1) // 2} for {n} replicas"
+        )
+    if cfg.quorum.mode not in ("cabinet", "majority", "all"):
+        raise ConfigError(f"config key 'quorum.mode' in {file} must be cabinet, majority or all")
+    if cfg.control.backend not in ("local", "docker", "none"):
+        raise ConfigError(f"config key 'control.backend' in {file} must be local, docker or none")
+    ports = list(cfg.ports.all().values())
+    if len(set(ports)) != len(ports):
+        raise ConfigError(f"the [ports] in {file} must be distinct")
+
+
+def from_dict(data: dict[str, Any], source: str = "<memory>", env: dict[str, str] | None = None) -> Config:
+    """Build a Config from parsed TOML, applying environment overrides."""
+    env = dict(os.environ) if env is None else env
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for (section, key), var in _ENV.items():
+        if var in env:
+            data.setdefault(section, {})[key] = env[var]
+    if "replicas" not in data:
+        raise ConfigError(f"config key 'replicas' is missing in {source}, and has no default")
+    if not isinstance(data["replicas"], list):
+        raise ConfigError(f"'replicas' in {source} must be an array of tables ([[replicas]])")
+    replicas = tuple(
+        _build(ReplicaConfig, r, f"replicas[{i}]", source) for i, r in enumerate(data["replicas"])
+    )
+    sections: dict[str, Any] = {"replicas": replicas, "source": source}
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        if f.name in ("replicas", "source"):
+            continue
+        if f.name in data:
+            sections[f.name] = _build(hints[f.name], data[f.name], f.name, source)
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        raise ConfigError(f"unknown section '{unknown[0]}' in {source}")
+    cfg = Config(**sections)
+    _validate(cfg)
+    return cfg
+
+
+def load(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return from_dict(data, str(path), env)
+
+
+def replace_replicas(cfg: Config, ports: dict[str, tuple[str, int]]) -> Config:
+    """A copy of ``cfg`` pointing replicas at other addresses (tests, benchmarks)."""
+    reps = tuple(
+        dataclasses.replace(r, host=ports[r.id][0], port=ports[r.id][1]) if r.id in ports else r
+        for r in cfg.replicas
+    )
+    return dataclasses.replace(cfg, replicas=reps)

@@ -1,0 +1,1 @@
+"""The HTTP shell: six ports, one process, handlers that only translate."""

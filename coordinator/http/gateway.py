@@ -1,0 +1,169 @@
+""":8000 — the gateway: /query, /transaction, /status, /health and /admin."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import cabinet, sqlrules
+from ..batchsql import BindError, bind
+from ..errors import ApiError
+from ..replication import WriteOutcome
+from ..replog import EntryKind
+from ..service import Coordinator
+from .common import field, health_handler, json_response, make_app, read_json
+
+COORD = web.AppKey("coordinator", Coordinator)
+
+_KIND = {sqlrules.Kind.WRITE: EntryKind.WRITE, sqlrules.Kind.DDL: EntryKind.DDL}
+
+
+def _statement(coord: Coordinator, query: Any, params: Any, where: str = "") -> tuple[sqlrules.Statement, str]:
+    if not isinstance(query, str):
+        raise ApiError(400, "bad_field", f"field '{where}query' must be a string")
+    if params is not None and not isinstance(params, (list, dict)):
+        raise ApiError(400, "bad_field", f"field '{where}params' must be a list or an object")
+    try:
+        stmt = sqlrules.classify(query, coord.cfg.coordinator.internal_schema)
+    except sqlrules.SqlRejected as exc:
+        raise ApiError(exc.status, exc.code, exc.message, construct=exc.construct) from None
+    try:
+        return stmt, bind(stmt.sql, params)
+    except BindError as exc:
+        raise ApiError(400, "bad_params", str(exc)) from None
+
+
+def write_body(out: WriteOutcome, started: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    q = out.quorum
+    rows = sum(r[0] for r in out.results if r[0] > 0)
+    last_id = next((r[1] for r in reversed(out.results) if r[1]), 0)
+    body = {
+        "success": True,
+        "message": (f"Write successful (timestamp: {out.ts}, quorum: {q['members_acked']}/{q['member_count']}, "
+                    f"total: {out.followers_applied}/{out.followers})"),
+        "timestamp": out.ts,
+        "rows_affected": rows,
+        "last_insert_id": last_id,
+        "executed_on": out.executed_on,
+        "quorum": {k: q[k] for k in ("mode", "members", "acked", "weight", "threshold")},
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
+async def query(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    coord = request.app[COORD]
+    data = await read_json(request)
+    q = field(data, "query", str, required=True)
+    stmt, sql = _statement(coord, q, data.get("params"))
+    if stmt.kind is sqlrules.Kind.READ:
+        consistency = field(data, "consistency", str, default="strong")
+        min_ts = field(data, "min_timestamp", int, default=0)
+        return json_response(await coord.reads.read(sql, consistency, min_ts))
+    out = await coord.replicator.submit(_KIND[stmt.kind], (sql,))
+    return json_response(write_body(out, started))
+
+
+async def transaction(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    coord = request.app[COORD]
+    data = await read_json(request)
+    stmts = field(data, "statements", list, required=True)
+    if not stmts:
+        raise ApiError(400, "empty_transaction", "field 'statements' must list at least one statement")
+    if len(stmts) > 1000:
+        raise ApiError(400, "transaction_too_large", "a transaction may hold at most 1000 statements")
+    rendered = []
+    for i, s in enumerate(stmts):
+        if not isinstance(s, dict):
+            raise ApiError(400, "bad_field", f"statements[{i}] must be an object with 'query' and optional 'params'")
+        stmt, sql = _statement(coord, s.get("query"), s.get("params"), f"statements[{i}].")
+        if stmt.kind is not sqlrules.Kind.WRITE:
+            raise ApiError(400, "not_dml", f"statements[{i}] is {stmt.kind.value} ({stmt.verb}); a transaction holds "
+                           "only INSERT/UPDATE/DELETE/REPLACE")
+        rendered.append(sql)
+    out = await coord.replicator.submit(EntryKind.TXN, tuple(rendered))
+    body = write_body(out, started, {"statements": [{"rows_affected": r[0], "last_insert_id": r[1]} for r in out.results]})
+    body["message"] = body["message"].replace("Write successful", "Transaction committed")
+    return json_response(body)
+
+
+async def status(request: web.Request) -> web.Response:
+    coord = request.app[COORD]
+    r = coord.replicator
+    leader = r.leader
+    return json_response({
+        "current_master": leader.cfg.name,
+        "master_is_original": r.leader_id == coord.cfg.initial_leader.id,
+        "replicas": [rid for rid in r.replicas if rid != r.leader_id],
+        "leader": r.leader_id,
+        "epoch": r.epoch,
+        "commit_timestamp": r.commit_ts,
+        "mode": r.rule.mode,
+        "ready": r.active,
+        "fenced": r.fenced,
+        "inflight": r.inflight,
+        "cabinet": cabinet.cabinet_members(r.rule, r.ranking),
+    })
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+@web.middleware
+async def admin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path.startswith("/admin"):
+        coord = request.app[COORD]
+        allowed = {coord.cfg.coordinator.admin_host}
+        if coord.cfg.coordinator.admin_host in ("127.0.0.1", "localhost"):
+            allowed |= {"127.0.0.1", "::1"}
+        if "0.0.0.0" not in allowed and request.remote not in allowed:
+            raise ApiError(403, "admin_forbidden", "admin endpoints only answer on the admin address")
+        token = coord.cfg.coordinator.admin_token
+        if token:
+            got = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+                raise ApiError(401, "unauthorized", "admin endpoints need 'Authorization: Bearer <token>'")
+    return await handler(request)
+
+
+async def replication_mode(request: web.Request) -> web.Response:
+    coord = request.app[COORD]
+    data = await read_json(request)
+    mode = field(data, "mode", str, required=True)
+    if mode not in cabinet.MODES:
+        raise ApiError(400, "bad_mode", f"mode must be one of {', '.join(cabinet.MODES)}")
+    old = coord.replicator.rule.mode
+    coord.replicator.set_mode(mode)
+    if old != mode:
+        coord.events.emit("mode", f"quorum mode changed from {old} to {mode}", old=old, new=mode)
+    return json_response({"success": True, "mode": mode, "previous": old})
+
+
+async def events(request: web.Request) -> web.Response:
+    coord = request.app[COORD]
+    try:
+        since = int(request.query.get("since", "0"))
+        limit = min(int(request.query.get("limit", "200")), 1000)
+    except ValueError:
+        raise ApiError(400, "bad_query", "'since' and 'limit' must be integers") from None
+    return json_response({"events": coord.events.recent(limit, since, request.query.get("kind"))})
+
+
+def build(coord: Coordinator) -> web.Application:
+    app = make_app(coord.cfg.coordinator.max_body_bytes)
+    app.middlewares.append(admin_guard)
+    app[COORD] = coord
+    app.router.add_post("/query", query)
+    app.router.add_post("/transaction", transaction)
+    app.router.add_get("/status", status)
+    app.router.add_get("/health", health_handler("coordinator"))
+    app.router.add_post("/admin/replication-mode", replication_mode)
+    app.router.add_get("/admin/events", events)
+    return app

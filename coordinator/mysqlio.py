@@ -1,0 +1,128 @@
+"""The asyncmy adapter: connections that never lie.
+
+Every round trip has a timeout. A connection whose round trip timed out, was
+cancelled or broke is closed and never reused (its state is in doubt). asyncmy
+errors are translated here, once, into ReplicaDown / StatementError / Fenced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncmy
+from asyncmy.constants import CLIENT
+from asyncmy.errors import MySQLError
+
+from .errors import Fenced, ReplicaDown, StatementError
+
+# Server errors that mean "this server is going away", not "your SQL is wrong".
+# asyncmy logs every server warning (e.g. "table already exists" notes); ours are expected.
+logging.getLogger("asyncmy").setLevel(logging.ERROR)
+
+_SERVER_GONE = {1053, 1927, 1152, 1154, 1156, 1158, 1159, 1160, 1161, 2002, 2003, 2006, 2013, 2055}
+FENCE_ERRNO = 4025  # CHECK constraint `fence` on the state row
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    user: str
+    password: str
+    connect_timeout_s: float
+    query_timeout_s: float
+
+
+def _errno(exc: BaseException) -> int:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else 0
+
+
+def _message(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    return str(args[1]) if len(args) > 1 else str(exc)
+
+
+async def connect(ep: Endpoint, db: str | None = None, init: list[str] | None = None) -> Any:
+    """Open one autocommit connection with multi-statements enabled."""
+    try:
+        async with asyncio.timeout(ep.connect_timeout_s):
+            conn = await asyncmy.connect(
+                host=ep.host, port=ep.port, user=ep.user, password=ep.password, db=db,
+                autocommit=True, charset="utf8mb4", connect_timeout=ep.connect_timeout_s,
+                client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.MULTI_RESULTS,
+            )
+    except (TimeoutError, OSError, MySQLError) as exc:
+        raise ReplicaDown(f"cannot connect to {ep.host}:{ep.port}: {_message(exc) or type(exc).__name__}") from None
+    if init:
+        await run(conn, ";".join(init), ep.query_timeout_s)
+    return conn
+
+
+def drop(conn: Any) -> None:
+    """Close without a goodbye round trip: the connection is in doubt."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing a broken socket may fail in many ways
+        pass
+
+
+async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[int, int]]:
+    """Run a (multi-)statement round trip; return (rows affected, insert id) per result.
+
+    Raises StatementError with the failing result's position (the server stops
+    there; an open transaction stays open), Fenced when the epoch check trips,
+    ReplicaDown (connection dropped) on timeouts, cancellation and I/O errors."""
+    results: list[tuple[int, int]] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            cur = conn.cursor()
+            await cur.execute(sql)
+            results.append((cur.rowcount, cur.lastrowid or 0))
+            while await cur.nextset():
+                results.append((cur.rowcount, cur.lastrowid or 0))
+            return results
+    except MySQLError as exc:
+        errno = _errno(exc)
+        if errno == FENCE_ERRNO and "fence" in _message(exc):
+            raise Fenced(_message(exc)) from None
+        if errno in _SERVER_GONE or errno >= 2000 or errno == 0:
+            drop(conn)
+            raise ReplicaDown(_message(exc)) from None
+        raise StatementError(errno, _message(exc), len(results), results) from None
+    except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, AttributeError) as exc:
+        drop(conn)
+        raise ReplicaDown(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+    except BaseException:
+        drop(conn)  # cancelled mid round trip: the protocol state is unknown
+        raise
+
+
+async def fetch(conn: Any, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """One query returning rows (column names, rows)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            cur = conn.cursor()
+            await cur.execute(sql)
+            rows = await cur.fetchall()
+            cols = [d[0] for d in cur.description] if cur.description else []
+            while await cur.nextset():
+                pass
+            return cols, list(rows)
+    except MySQLError as exc:
+        errno = _errno(exc)
+        if errno in _SERVER_GONE or errno >= 2000 or errno == 0:
+            drop(conn)
+            raise ReplicaDown(_message(exc)) from None
+        raise StatementError(errno, _message(exc), 0) from None
+    except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, AttributeError) as exc:
+        drop(conn)
+        raise ReplicaDown(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+    except BaseException:
+        drop(conn)
+        raise

@@ -1,0 +1,592 @@
+"""The write path: the leader executes, followers replay, a Cabinet quorum commits.
+
+One worker task per replica owns that replica's single connection. The
+leader's worker takes queued client writes in batches, executes them inside one
+transaction (learning each statement's real result), assigns timestamps to the
+ones that succeeded, and commits them together with their log records and its
+applied position. Every follower's worker replays the log tail in timestamp
+order, one transaction per batch, recording the entries and its position in the
+same transaction (exactly once). Followers apply batch k while the leader runs
+k+1. A write is answered once the replicas that applied it hold more than half
+the Cabinet weight (the decision itself lives in ``cabinet.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from . import batchsql, cabinet, mysqlio, schema
+from .config import Config, ReplicaConfig
+from .errors import ApiError, Fenced, ReplicaDown, StatementError, statement_api_error
+from .events import EventLog
+from .replog import Entry, EntryKind, ReplicatedLog, Statement
+from .timestamps import TimestampAllocator
+
+log = structlog.get_logger("coordinator.replication")
+
+# DDL errors meaning "already done" when a DDL entry is re-run after a crash.
+_DDL_ALREADY_DONE = {1050, 1051, 1060, 1061, 1091, 1146, 1176, 1826}
+
+
+@dataclass
+class ReplicaState:
+    cfg: ReplicaConfig
+    applied_ts: int = 0
+    applied_epoch: int = 0
+    connected: bool = False
+    diverged: bool = False
+    needs_rebuild: bool = False
+    ack_ms: float | None = None  # smoothed apply round trip (Cabinet ranking)
+    last_error: str = ""
+    batches: int = 0
+    trimmed_below: int = 0  # persisted log trimmed below this timestamp
+
+    @property
+    def id(self) -> str:
+        return self.cfg.id
+
+    @property
+    def available(self) -> bool:
+        return self.connected and not self.diverged and not self.needs_rebuild
+
+
+@dataclass
+class WriteRequest:
+    kind: EntryKind
+    statements: tuple[str, ...]
+    deadline: float
+    future: asyncio.Future[Any]
+    seeds: tuple[int, int]
+    results: list[tuple[int, int]] = field(default_factory=list)
+    ts: int = 0
+    exact_mark: bool = False  # a NOOP that persists its own timestamp as the mark (clean stop)
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    ts: int
+    results: list[tuple[int, int]]  # (rows affected, insert id) per statement
+    executed_on: str
+    quorum: dict[str, Any]
+    followers_applied: int
+    followers: int
+
+
+def _seeds() -> tuple[int, int]:
+    return random.randrange(1, 2**30), random.randrange(1, 2**30)
+
+
+class Replicator:
+    def __init__(self, cfg: Config, events: EventLog, rule: cabinet.QuorumRule) -> None:
+        self.cfg = cfg
+        self.events = events
+        self.rule = rule
+        self.schema = cfg.coordinator.internal_schema
+        self.replicas: dict[str, ReplicaState] = {r.id: ReplicaState(r) for r in cfg.replicas}
+        self.leader_id = cfg.initial_leader.id
+        self.epoch = 0
+        self.log = ReplicatedLog()
+        self.alloc = TimestampAllocator(window=cfg.replication.timestamp_window)
+        self.commit_ts = 0
+        self.active = False  # accepting writes (recovered, not fenced)
+        self.fenced = False
+        self.ranking: list[str] = []
+        self._queue: deque[WriteRequest] = deque()
+        self._queue_event = asyncio.Event()
+        self._appended = asyncio.Event()
+        self._waiters: deque[WriteRequest] = deque()
+        self._marks: deque[tuple[int, int]] = deque()  # (entry ts, mark) awaiting commit
+        self._in_doubt: tuple[list[Entry], list[WriteRequest]] | None = None
+        self._inflight = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._conns: dict[str, Any] = {}
+        self.trim_below = 0
+        self.on_commit: list[Callable[[int], None]] = []
+        self._rerank()
+
+    # --- endpoints and connections -------------------------------------------------
+
+    def endpoint(self, rid: str) -> mysqlio.Endpoint:
+        r = self.replicas[rid].cfg
+        m = self.cfg.mysql
+        return mysqlio.Endpoint(r.host, r.port, m.user, m.password, m.connect_timeout_s, m.query_timeout_s)
+
+    @property
+    def _timeout(self) -> float:
+        return self.cfg.mysql.query_timeout_s
+
+    @property
+    def leader(self) -> ReplicaState:
+        return self.replicas[self.leader_id]
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    # --- client API ------------------------------------------------------------------
+
+    async def submit(self, kind: EntryKind, statements: tuple[str, ...], exact_mark: bool = False) -> WriteOutcome:
+        if self.fenced:
+            raise ApiError(503, "fenced", "this coordinator was fenced off by a newer one (higher epoch); it no longer writes")
+        if not self.active:
+            raise ApiError(503, "not_ready", "the coordinator is not accepting writes yet (recovering or waiting for replicas)")
+        if self._inflight >= self.cfg.replication.max_inflight_entries:
+            raise ApiError(503, "overloaded", f"too many writes in flight ({self._inflight}); retry shortly")
+        loop = asyncio.get_running_loop()
+        timeout = self.cfg.replication.write_timeout_s
+        fut: asyncio.Future[Any] = loop.create_future()
+        req = WriteRequest(kind, statements, loop.time() + timeout, fut, _seeds(), exact_mark=exact_mark)
+        self._inflight += 1
+        fut.add_done_callback(self._done)
+        self._queue.append(req)
+        self._queue_event.set()
+        try:
+            result = await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            raise ApiError(
+                504, "write_timeout",
+                f"the write was not acknowledged by a quorum within {timeout:g}s; its outcome is unknown "
+                "(it may still commit)",
+            ) from None
+        if isinstance(result, ApiError):
+            raise result
+        return result
+
+    def _done(self, _fut: asyncio.Future[Any]) -> None:
+        self._inflight -= 1
+
+    async def next_timestamp(self, parity: int | None) -> int:
+        """A bare timestamp (``GET /timestamp``): only below a quorum-persisted mark."""
+        for _ in range(4):
+            value = self.alloc.take_single(parity)
+            if value is not None:
+                return value
+            await self.submit(EntryKind.NOOP, ())
+        raise ApiError(503, "no_timestamp", "could not persist a new timestamp window on a quorum")
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start_workers(self) -> None:
+        for rs in self.replicas.values():
+            self._tasks.append(asyncio.create_task(self._worker(rs), name=f"worker-{rs.id}"))
+
+    async def stop(self) -> None:
+        self.active = False
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for conn in self._conns.values():
+            mysqlio.drop(conn)
+        self._conns.clear()
+        for req in list(self._queue) + list(self._waiters):
+            self._fail(req, ApiError(503, "shutting_down", "the coordinator is shutting down; outcome unknown"))
+        self._queue.clear()
+        self._waiters.clear()
+
+    def fence(self, where: str) -> None:
+        if self.fenced:
+            return
+        self.fenced = True
+        self.active = False
+        self.events.emit("fenced", f"fenced off by a newer coordinator (epoch above {self.epoch}) on {where}; "
+                         "this coordinator stops writing", epoch=self.epoch, replica=where)
+        for req in list(self._queue):
+            self._fail(req, ApiError(503, "fenced", "this coordinator was fenced off by a newer one"))
+        self._queue.clear()
+
+    # --- per-replica worker ------------------------------------------------------------
+
+    async def _worker(self, rs: ReplicaState) -> None:
+        retry = self.cfg.replication.retry_interval_s
+        while True:
+            try:
+                conn = self._conns.get(rs.id)
+                if conn is None:
+                    conn = await self._open(rs)
+                if self.fenced:
+                    await asyncio.sleep(1)
+                    continue
+                if rs.diverged or rs.needs_rebuild:
+                    await asyncio.sleep(retry)
+                    continue
+                if rs.id == self.leader_id and self.active:
+                    if self._in_doubt is not None:
+                        await self._resolve_doubt(conn, rs)
+                    elif rs.applied_ts < self.log.last_ts:
+                        await self._follow_once(conn, rs)
+                    else:
+                        await self._lead_once(conn, rs)
+                else:
+                    await self._follow_once(conn, rs)
+            except asyncio.CancelledError:
+                raise
+            except ReplicaDown as exc:
+                self._conns.pop(rs.id, None)
+                self._mark_down(rs, str(exc))
+                await asyncio.sleep(retry)
+            except Fenced:
+                self._drop(rs)
+                self.fence(rs.id)
+            except StatementError as exc:
+                self._drop(rs)
+                self._diverge(rs, exc)
+            except Exception as exc:  # a bug: keep the worker alive, say so loudly
+                log.exception("worker_error", replica=rs.id)
+                self._drop(rs)
+                rs.last_error = f"internal error: {exc!r}"
+                await asyncio.sleep(retry)
+
+    def _drop(self, rs: ReplicaState) -> None:
+        mysqlio.drop(self._conns.pop(rs.id, None))
+
+    async def _open(self, rs: ReplicaState) -> Any:
+        conn = await mysqlio.connect(self.endpoint(rs.id))
+        try:
+            await schema.ensure(conn, self.schema, self.cfg.coordinator.database, self._timeout)
+            await mysqlio.run(conn, f"USE `{self.cfg.coordinator.database}`", self._timeout)
+            snap = await schema.read_state(conn, self.schema, self._timeout)
+            if snap.epoch > self.epoch and self.epoch:
+                raise Fenced(f"replica epoch {snap.epoch} > ours {self.epoch}")
+            rs.applied_ts, rs.applied_epoch = snap.applied_ts, snap.applied_epoch
+            if snap.ddl_pending > snap.applied_ts:
+                entry = await schema.log_entry(conn, self.schema, snap.ddl_pending, self._timeout)
+                if entry is not None:
+                    await self._apply_alone(conn, rs, entry, recovering=True)
+        except BaseException:
+            mysqlio.drop(conn)
+            raise
+        self._conns[rs.id] = conn
+        if not rs.connected:
+            rs.connected = True
+            self.events.emit("replica_up", f"{rs.cfg.name} is reachable (applied timestamp {rs.applied_ts})",
+                             replica=rs.id, applied_ts=rs.applied_ts)
+            self._rerank()
+        return conn
+
+    def _mark_down(self, rs: ReplicaState, why: str) -> None:
+        rs.last_error = why
+        if rs.connected:
+            rs.connected = False
+            self.events.emit("replica_down", f"{rs.cfg.name} is unreachable: {why}", replica=rs.id, error=why)
+            self._rerank()
+
+    def _diverge(self, rs: ReplicaState, exc: StatementError) -> None:
+        rs.diverged = True
+        rs.last_error = f"diverged: {exc}"
+        self.events.emit("replica_diverged",
+                         f"{rs.cfg.name} failed a statement the leader executed: {exc}; excluded from quorum and reads",
+                         replica=rs.id, errno=exc.errno, applied_ts=rs.applied_ts)
+        self._rerank()
+        self._recompute_commit()
+
+    # --- follower side -------------------------------------------------------------------
+
+    async def _follow_once(self, conn: Any, rs: ReplicaState) -> None:
+        entries = self.log.after(rs.applied_ts, self.cfg.replication.max_batch_entries)
+        if entries is None:
+            if not rs.needs_rebuild:
+                rs.needs_rebuild = True
+                self.events.emit("replica_behind_log",
+                                 f"{rs.cfg.name} is behind the in-memory log (applied {rs.applied_ts}, log starts "
+                                 f"after {self.log.floor_ts}); it needs a catch-up from a peer or a rebuild",
+                                 replica=rs.id, applied_ts=rs.applied_ts)
+                self._rerank()
+            return
+        if not entries:
+            event = self._appended
+            try:
+                await asyncio.wait_for(event.wait(), 0.5)
+            except TimeoutError:
+                pass
+            return
+        if entries[0].alone:
+            await self._apply_alone(conn, rs, entries[0])
+        else:
+            await self._apply_batch(conn, rs, entries)
+
+    async def _apply_batch(self, conn: Any, rs: ReplicaState, entries: list[Entry]) -> None:
+        trim = self._trim_for(rs)
+        sql = batchsql.follower_batch(self.schema, self.epoch, entries, trim)
+        started = time.perf_counter()
+        try:
+            await mysqlio.run(conn, sql, self._timeout)
+        except (StatementError, Fenced):
+            await self._rollback(conn)
+            raise
+        rs.trimmed_below = max(rs.trimmed_below, trim)
+        self._applied(rs, entries[-1], (time.perf_counter() - started) * 1000)
+
+    def _trim_for(self, rs: ReplicaState) -> int:
+        return self.trim_below if self.trim_below > rs.trimmed_below else 0
+
+    async def _apply_alone(self, conn: Any, rs: ReplicaState, entry: Entry, recovering: bool = False) -> None:
+        """DDL (implicit commit) behind a crash-safe marker: the marker and the log row
+        commit first; the DDL runs; the position advances. A crash in between leaves
+        ``ddl_pending`` set, and the DDL is re-run, tolerating "already done" errors."""
+        started = time.perf_counter()
+        if not recovering:
+            await mysqlio.run(conn, ";".join([
+                "BEGIN", batchsql.log_insert(self.schema, [entry]),
+                batchsql.state_update(self.schema, self.epoch, ddl_pending=entry.ts), "COMMIT"]), self._timeout)
+        for st in entry.statements:
+            try:
+                await mysqlio.run(conn, f"SET timestamp={batchsql.sql_time(entry.time_us)};\n{st.sql}",
+                                  self.cfg.mysql.max_statement_time_s + self._timeout)
+            except StatementError as exc:
+                if not (recovering and exc.errno in _DDL_ALREADY_DONE):
+                    raise
+        await mysqlio.run(conn, batchsql.state_update(self.schema, self.epoch, entry, entry.mark or None, 0),
+                          self._timeout)
+        self._applied(rs, entry, (time.perf_counter() - started) * 1000)
+
+    async def _rollback(self, conn: Any) -> None:
+        try:
+            await mysqlio.run(conn, "ROLLBACK", self._timeout)
+        except (ReplicaDown, StatementError):
+            pass
+
+    def _applied(self, rs: ReplicaState, last: Entry, latency_ms: float) -> None:
+        rs.applied_ts, rs.applied_epoch = last.ts, last.epoch
+        rs.batches += 1
+        rs.ack_ms = latency_ms if rs.ack_ms is None else 0.8 * rs.ack_ms + 0.2 * latency_ms
+        self._recompute_commit()
+
+    # --- leader side ---------------------------------------------------------------------
+
+    async def _lead_once(self, conn: Any, rs: ReplicaState) -> None:
+        if not self._queue:
+            self._queue_event.clear()
+            try:
+                await asyncio.wait_for(self._queue_event.wait(), 0.5)
+            except TimeoutError:
+                pass
+            return
+        batch = self._take_batch()
+        if not batch:
+            return
+        if batch[0].kind in (EntryKind.DDL, EntryKind.RESET):
+            await self._lead_alone(conn, rs, batch[0])
+        else:
+            await self._lead_batch(conn, rs, batch)
+
+    def _take_batch(self) -> list[WriteRequest]:
+        now = asyncio.get_running_loop().time()
+        out: list[WriteRequest] = []
+        limit = self.cfg.replication.max_batch_entries
+        while self._queue and len(out) < limit:
+            req = self._queue[0]
+            if req.deadline <= now:
+                self._queue.popleft()
+                self._fail(req, ApiError(504, "write_timeout", "the write timed out in the queue; it was not executed"))
+                continue
+            alone = req.kind in (EntryKind.DDL, EntryKind.RESET)
+            if alone and out:
+                break
+            out.append(self._queue.popleft())
+            if alone:
+                break
+        return out
+
+    async def _lead_batch(self, conn: Any, rs: ReplicaState, batch: list[WriteRequest]) -> None:
+        time_us = time.time_ns() // 1000
+        pending = batch
+        done: list[WriteRequest] = []
+        begin = True
+        try:
+            while pending:
+                sql, owners = batchsql.leader_execute([(r.statements, r.seeds) for r in pending],
+                                                      time_us if begin else None, begin)
+                try:
+                    results = await mysqlio.run(conn, sql, self._timeout)
+                except StatementError as exc:
+                    self._record(pending, owners, exc.results)
+                    owner = owners[exc.position] if exc.position < len(owners) else None
+                    if owner is None:  # one of our own statements failed: a bug, not the client's
+                        raise
+                    i, j = owner
+                    if len(pending[i].statements) > 1:
+                        await mysqlio.run(conn, f"ROLLBACK TO SAVEPOINT r{i}", self._timeout)
+                    done.extend(pending[:i])
+                    self._fail(pending[i], statement_api_error(
+                        exc, executed_on=rs.cfg.name,
+                        **({"failed_statement": j} if len(pending[i].statements) > 1 else {})))
+                    pending = pending[i + 1:]
+                    begin = False
+                    continue
+                self._record(pending, owners, results)
+                done.extend(pending)
+                pending = []
+        except ReplicaDown:
+            self._requeue(batch)  # nothing committed: the transaction died with the connection
+            raise
+        except StatementError:
+            await self._rollback(conn)
+            log.error("internal_statement_failed", batch=len(batch))
+            for r in batch:
+                self._fail(r, ApiError(500, "internal_error", "the coordinator's own statement failed; see the log"))
+            return
+        entries = self._entries(done, time_us)
+        trim = self._trim_for(rs)
+        try:
+            await mysqlio.run(conn, batchsql.leader_commit(self.schema, self.epoch, entries, trim), self._timeout)
+        except Fenced:
+            await self._rollback(conn)
+            for r in done:
+                self._fail(r, ApiError(503, "fenced", "this coordinator was fenced off by a newer one; not committed"))
+            raise
+        except ReplicaDown:
+            if entries:
+                self._in_doubt = (entries, done)  # resolved by reading the leader's state back
+            raise
+        rs.trimmed_below = max(rs.trimmed_below, trim)
+        self._append(rs, entries, done)
+
+    async def _lead_alone(self, conn: Any, rs: ReplicaState, req: WriteRequest) -> None:
+        time_us = time.time_ns() // 1000
+        [entry] = self._entries([req], time_us)
+        try:
+            await mysqlio.run(conn, ";".join([
+                "BEGIN", batchsql.log_insert(self.schema, [entry]),
+                batchsql.state_update(self.schema, self.epoch, ddl_pending=entry.ts), "COMMIT"]), self._timeout)
+        except ReplicaDown:
+            self._in_doubt = ([entry], [req])
+            raise
+        try:
+            for st in entry.statements:
+                await mysqlio.run(conn, f"SET timestamp={batchsql.sql_time(time_us)};\n{st.sql}",
+                                  self.cfg.mysql.max_statement_time_s + self._timeout)
+            req.results = [(0, 0)] * len(entry.statements)
+            await mysqlio.run(conn, batchsql.state_update(self.schema, self.epoch, entry, entry.mark or None, 0),
+                              self._timeout)
+        except StatementError as exc:
+            await mysqlio.run(conn, ";".join([
+                "BEGIN", f"DELETE FROM `{self.schema}`.log WHERE ts={entry.ts}",
+                batchsql.state_update(self.schema, self.epoch, ddl_pending=0), "COMMIT"]), self._timeout)
+            self._fail(req, statement_api_error(exc, executed_on=rs.cfg.name))
+            return
+        except ReplicaDown:
+            self._in_doubt = ([entry], [req])
+            raise
+        self._append(rs, [entry], [req])
+
+    async def _resolve_doubt(self, conn: Any, rs: ReplicaState) -> None:
+        """The leader's last commit round trip broke: read its state to learn whether
+        the batch committed (then it is logged as usual) or not (then it is re-queued)."""
+        assert self._in_doubt is not None
+        entries, reqs = self._in_doubt
+        snap = await schema.read_state(conn, self.schema, self._timeout)
+        if snap.ddl_pending == entries[-1].ts and entries[-1].alone:
+            await self._apply_alone(conn, rs, entries[-1], recovering=True)
+            snap = await schema.read_state(conn, self.schema, self._timeout)
+        self._in_doubt = None
+        if snap.applied_ts >= entries[-1].ts:
+            for r in reqs:
+                if not r.results:
+                    r.results = [(0, 0)] * len(r.statements)
+            self._append(rs, entries, reqs)
+        else:
+            self._requeue(reqs)
+
+    def _record(self, pending: list[WriteRequest], owners: list[batchsql.Owner], results: list[tuple[int, int]]) -> None:
+        for owner, res in zip(owners, results):
+            if owner is not None and owner[1] >= 0:
+                req = pending[owner[0]]
+                if len(req.results) <= owner[1]:
+                    req.results.append(res)
+
+    def _entries(self, done: list[WriteRequest], time_us: int) -> list[Entry]:
+        if not done:
+            return []
+        stamps, mark = self.alloc.take_for_batch(len(done))
+        entries = []
+        for req, ts in zip(done, stamps):
+            req.ts = ts
+            stmts = tuple(Statement(sql, res[1] if req.kind != EntryKind.DDL else 0)
+                          for sql, res in zip(req.statements, req.results or [(0, 0)] * len(req.statements)))
+            entry_mark = ts if req.exact_mark else 0
+            entries.append(Entry(ts, self.epoch, req.kind, stmts, time_us, req.seeds[0], req.seeds[1], entry_mark))
+        if mark is not None and not entries[-1].mark:
+            last = entries[-1]
+            entries[-1] = Entry(last.ts, last.epoch, last.kind, last.statements, last.time_us, last.seed1,
+                                last.seed2, mark)
+        return entries
+
+    def _append(self, rs: ReplicaState, entries: list[Entry], done: list[WriteRequest]) -> None:
+        if not entries:
+            return
+        self.log.append(entries)
+        for e in entries:
+            if e.mark:
+                self._marks.append((e.ts, e.mark))
+        self._waiters.extend(done)
+        rs.applied_ts, rs.applied_epoch = entries[-1].ts, entries[-1].epoch
+        self._appended.set()
+        self._appended = asyncio.Event()
+        self._recompute_commit()
+        self.log.trim(self.cfg.replication.memory_log_entries)
+
+    def _requeue(self, reqs: list[WriteRequest]) -> None:
+        for r in reversed(reqs):
+            if not r.future.done():
+                r.results = []
+                self._queue.appendleft(r)
+        self._queue_event.set()
+
+    def _fail(self, req: WriteRequest, err: ApiError) -> None:
+        if not req.future.done():
+            req.future.set_result(err)
+
+    # --- commit rule ----------------------------------------------------------------------
+
+    def _rerank(self) -> None:
+        followers = [rid for rid in self.replicas if rid != self.leader_id]
+        self.ranking = cabinet.rank(
+            self.leader_id, followers,
+            {rid: self.replicas[rid].ack_ms for rid in followers},
+            {rid: self.replicas[rid].available for rid in followers},
+        )
+
+    def applied_map(self) -> dict[str, int]:
+        return {rid: (0 if rs.diverged else rs.applied_ts) for rid, rs in self.replicas.items()}
+
+    def _recompute_commit(self) -> None:
+        self._rerank()
+        applied = self.applied_map()
+        ci = cabinet.commit_index(self.rule, self.ranking, applied)
+        if ci <= self.commit_ts:
+            return
+        self.commit_ts = ci
+        while self._marks and self._marks[0][0] <= ci:
+            self.alloc.mark_persisted(self._marks.popleft()[1])
+        if not self._waiters:
+            return
+        followers = len(self.replicas) - 1
+        name = self.leader.cfg.name
+        while self._waiters and self._waiters[0].ts <= ci:
+            req = self._waiters.popleft()
+            if req.future.done():
+                continue
+            summary = cabinet.acked_summary(self.rule, self.ranking, applied, req.ts)
+            applied_followers = sum(1 for rid, a in applied.items() if rid != self.leader_id and a >= req.ts)
+            req.future.set_result(WriteOutcome(req.ts, req.results, name, summary, applied_followers, followers))
+        for cb in self.on_commit:
+            cb(ci)
+
+    def set_mode(self, mode: str) -> None:
+        self.rule = self.rule.with_mode(mode)
+        self._recompute_commit()
+
+    def replace_log_state(self, entries: list[Entry], floor: int, last_ts: int) -> None:
+        """Adopt a recovered log tail: ``entries`` are every entry in (floor, last_ts]."""
+        self.log.reset(last_ts=floor)
+        self.log.append(entries)
+        self.log.last_ts = max(self.log.last_ts, last_ts)

@@ -1,0 +1,105 @@
+"""The coordinator's own tables on every replica, and reading them back.
+
+``state`` holds one row: the epoch (fencing), the replica's applied position
+(timestamp and the epoch of that entry), the persisted timestamp mark, a DDL
+marker and the leader id. ``log`` holds the entries this replica applied, written
+in the same transaction as their effects. Both live in a schema clients can
+never reach through the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import mysqlio
+from .batchsql import entry_from_row, state_update
+from .replog import Entry
+
+DEMO_TABLES = (
+    "CREATE TABLE IF NOT EXISTS users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, "
+    "email VARCHAR(255) NOT NULL UNIQUE, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, timestamp BIGINT) "
+    "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    "CREATE TABLE IF NOT EXISTS products (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, "
+    "price DECIMAL(10,2) NOT NULL, stock INT DEFAULT 0, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
+    "timestamp BIGINT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+)
+
+
+def internal_ddl(schema: str, database: str) -> list[str]:
+    return [
+        f"CREATE DATABASE IF NOT EXISTS `{database}`",
+        f"CREATE DATABASE IF NOT EXISTS `{schema}`",
+        f"CREATE TABLE IF NOT EXISTS `{schema}`.state ("
+        " id TINYINT PRIMARY KEY, epoch BIGINT NOT NULL, epoch_seen BIGINT NOT NULL,"
+        " applied_ts BIGINT NOT NULL, applied_epoch BIGINT NOT NULL, ts_mark BIGINT NOT NULL,"
+         " ddl_pending BIGINT NOT NULL DEFAULT 0, leader_id VARCHAR(64) NOT NULL DEFAULT '',"
+        " log_floor BIGINT NOT NULL DEFAULT 0,"
+        " CONSTRAINT fence CHECK (epoch_seen = epoch)) ENGINE=InnoDB",
+        f"INSERT IGNORE INTO `{schema}`.state (id, epoch, epoch_seen, applied_ts, applied_epoch, ts_mark)"
+        " VALUES (1, 0, 0, 0, 0, 0)",
+        f"CREATE TABLE IF NOT EXISTS `{schema}`.log ("
+        " ts BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, kind TINYINT NOT NULL, time_us BIGINT NOT NULL,"
+        " seed1 BIGINT NOT NULL, seed2 BIGINT NOT NULL, mark BIGINT NOT NULL DEFAULT 0,"
+        " body LONGTEXT NOT NULL) ENGINE=InnoDB",
+    ]
+
+
+@dataclass(frozen=True)
+class ReplicaSnapshot:
+    epoch: int
+    applied_ts: int
+    applied_epoch: int
+    ts_mark: int
+    ddl_pending: int
+    leader_id: str
+    log_floor: int  # every entry with log_floor <= ts <= applied_ts is in this replica's log
+
+
+async def ensure(conn: Any, schema: str, database: str, timeout_s: float) -> None:
+    await mysqlio.run(conn, ";".join(internal_ddl(schema, database)), timeout_s)
+
+
+async def read_state(conn: Any, schema: str, timeout_s: float) -> ReplicaSnapshot:
+    _, rows = await mysqlio.fetch(
+        conn,
+        f"SELECT epoch, applied_ts, applied_epoch, ts_mark, ddl_pending, leader_id, log_floor "
+        f"FROM `{schema}`.state WHERE id=1",
+        timeout_s,
+    )
+    e, a, ae, m, d, lid, floor = rows[0]
+    return ReplicaSnapshot(int(e), int(a), int(ae), int(m), int(d), str(lid), int(floor))
+
+
+async def read_log(conn: Any, schema: str, after_ts: int, limit: int, timeout_s: float) -> list[Entry]:
+    _, rows = await mysqlio.fetch(
+        conn,
+        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, body FROM `{schema}`.log "
+        f"WHERE ts > {int(after_ts)} ORDER BY ts LIMIT {int(limit)}",
+        timeout_s,
+    )
+    return [entry_from_row(r) for r in rows]
+
+
+async def log_entry(conn: Any, schema: str, ts: int, timeout_s: float) -> Entry | None:
+    _, rows = await mysqlio.fetch(
+        conn,
+        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, body FROM `{schema}`.log WHERE ts = {int(ts)}",
+        timeout_s,
+    )
+    return entry_from_row(rows[0]) if rows else None
+
+
+async def bump_epoch(conn: Any, schema: str, epoch: int, leader: str, timeout_s: float) -> None:
+    """Raise the stored epoch (never lower it): batches of older coordinators now
+    fail their fence check on this replica."""
+    await mysqlio.run(
+        conn,
+        f"UPDATE `{schema}`.state SET epoch={epoch}, epoch_seen={epoch}, "
+        f"leader_id='{leader}' WHERE id=1 AND epoch < {epoch}",
+        timeout_s,
+    )
+
+
+__all__ = ["DEMO_TABLES", "ReplicaSnapshot", "bump_epoch", "ensure", "internal_ddl", "log_entry",
+           "read_log", "read_state", "state_update"]

@@ -1,0 +1,179 @@
+"""The object graph: one Coordinator built from the config, started and stopped once.
+
+Start-up recovery (DESIGN §5): read the state of at least n−t replicas, adopt
+the most advanced log (by epoch, then timestamp), bump the epoch on them (which
+fences any older coordinator), resume timestamps above the persisted mark, and
+let the workers bring every replica up to the adopted log. A first start on
+empty servers creates the demo tables through the replicated path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from . import cabinet, mysqlio, schema
+from .config import Config
+from .errors import ApiError, ReplicaDown, StatementError
+from .events import EventLog
+from .reads import ReadRouter
+from .replication import Replicator
+from .replog import EntryKind
+from .timestamps import TimestampAllocator
+
+log = structlog.get_logger("coordinator.service")
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task_crashed", task=task.get_name(), exc_info=task.exception())
+
+
+@dataclass
+class Probe:
+    rid: str
+    snap: schema.ReplicaSnapshot
+    conn: Any
+
+
+class Coordinator:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.events = EventLog()
+        n = len(cfg.replicas)
+        self.rule = cabinet.QuorumRule.build(n, cfg.quorum.failure_threshold, cfg.quorum.mode)
+        self.replicator = Replicator(cfg, self.events, self.rule)
+        self.reads = ReadRouter(self.replicator, cfg)
+        self.started_at = time.time()
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def n(self) -> int:
+        return len(self.cfg.replicas)
+
+    async def start(self) -> None:
+        for coro, name in ((self._recover_and_run(), "recovery"), (self._trim_loop(), "trim")):
+            task = asyncio.create_task(coro, name=name)
+            task.add_done_callback(_report_crash)
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        r = self.replicator
+        if r.active and not r.fenced:
+            try:  # shrink the timestamp mark to the last value used: a clean restart continues gap-free
+                await asyncio.wait_for(r.submit(EntryKind.NOOP, (), exact_mark=True), 3)
+            except (ApiError, TimeoutError):
+                pass
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await r.stop()
+        self.reads.close()
+
+    # --- recovery -------------------------------------------------------------------------
+
+    async def _probe(self, rid: str) -> Probe | None:
+        r = self.replicator
+        conn = None
+        try:
+            conn = await mysqlio.connect(r.endpoint(rid))  # no db: it may not exist yet
+            await schema.ensure(conn, r.schema, self.cfg.coordinator.database, self.cfg.mysql.query_timeout_s)
+            snap = await schema.read_state(conn, r.schema, self.cfg.mysql.query_timeout_s)
+            return Probe(rid, snap, conn)
+        except (ReplicaDown, StatementError) as exc:
+            mysqlio.drop(conn)
+            r.replicas[rid].last_error = str(exc)
+            return None
+
+    async def _recover_and_run(self) -> None:
+        waited = False
+        while True:
+            probes = [p for p in await asyncio.gather(*(self._probe(rid) for rid in self.replicator.replicas)) if p]
+            try:
+                if await self._recover(probes):
+                    break
+            finally:
+                for p in probes:
+                    mysqlio.drop(p.conn)
+            if not waited:
+                need = self.n - self.rule.t
+                self.events.emit("waiting_for_replicas",
+                                 f"recovery needs {need} of {self.n} replicas reachable; found {len(probes)}",
+                                 reachable=[p.rid for p in probes], needed=need)
+                waited = True
+            await asyncio.sleep(1.0)
+        self.replicator.start_workers()
+        self.ready.set()
+        if self.replicator.log.last_ts == 0 and self._fresh:
+            await self._bootstrap_demo()
+
+    async def _recover(self, probes: list[Probe]) -> bool:
+        r = self.replicator
+        t = self.cfg.mysql.query_timeout_s
+        need = self.n - self.rule.t
+        if len(probes) < need:
+            return False
+        source = max(probes, key=lambda p: (p.snap.applied_epoch, p.snap.applied_ts))
+        low = min(p.snap.applied_ts for p in probes)
+        limit = self.cfg.replication.memory_log_entries
+        floor = max(low, source.snap.log_floor - 1, source.snap.applied_ts - limit)
+        entries = await schema.read_log(source.conn, r.schema, floor, limit, t)
+        entries = [e for e in entries if e.ts <= source.snap.applied_ts]
+        epoch = max(p.snap.epoch for p in probes) + 1
+        leader = source.snap.leader_id if source.snap.leader_id in r.replicas else self.cfg.initial_leader.id
+        bumped = 0
+        for p in probes:
+            try:
+                await schema.bump_epoch(p.conn, r.schema, epoch, leader, t)
+                bumped += 1
+            except (ReplicaDown, StatementError) as exc:
+                log.warning("epoch_bump_failed", replica=p.rid, error=str(exc))
+        if bumped < need:
+            return False
+        highest = source.snap.applied_ts
+        r.epoch = epoch
+        r.leader_id = leader
+        r.alloc = TimestampAllocator.recovered(highest, max(p.snap.ts_mark for p in probes),
+                                               self.cfg.replication.timestamp_window)
+        r.replace_log_state(entries, floor, highest)
+        r.commit_ts = highest
+        for p in probes:
+            rs = r.replicas[p.rid]
+            rs.applied_ts, rs.applied_epoch = p.snap.applied_ts, p.snap.applied_epoch
+        self._fresh = highest == 0
+        r.active = True
+        self.events.emit("epoch", f"epoch {epoch} started; leader {r.leader.cfg.name}; log adopted from "
+                         f"{r.replicas[source.rid].cfg.name} up to timestamp {highest}",
+                         epoch=epoch, leader=leader, source=source.rid, applied_ts=highest,
+                         next_timestamp=r.alloc.last + 1)
+        return True
+
+    _fresh = False
+
+    async def _bootstrap_demo(self) -> None:
+        for ddl in schema.DEMO_TABLES:
+            while True:
+                try:
+                    await self.replicator.submit(EntryKind.DDL, (ddl,))
+                    break
+                except ApiError as exc:
+                    if exc.code == "fenced":
+                        return
+                    log.warning("bootstrap_retry", error=exc.message)
+                    await asyncio.sleep(0.5)
+        self.events.emit("bootstrap", "created the demo tables users and products through the replicated log")
+
+    # --- housekeeping -----------------------------------------------------------------------
+
+    async def _trim_loop(self) -> None:
+        margin = self.cfg.replication.persisted_log_margin
+        while True:
+            await asyncio.sleep(self.cfg.replication.trim_interval_s)
+            avail = [rs.applied_ts for rs in self.replicator.replicas.values() if rs.available]
+            if avail:
+                self.replicator.trim_below = max(self.replicator.trim_below, min(avail) - margin)

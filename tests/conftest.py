@@ -1,0 +1,149 @@
+"""Shared fixtures: the session's local MariaDB cluster and in-process coordinators on it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncmy
+import pytest
+import pytest_asyncio
+
+from coordinator import config as cfgmod
+from coordinator.http.server import serve
+from coordinator.localcluster import LocalCluster
+from coordinator.service import Coordinator
+from tests.clusterfixtures import cluster, free_port  # noqa: F401  (re-exported fixture)
+
+SCHEMA = "_coordinator"
+
+
+def make_config(cl: LocalCluster, **sections: dict[str, Any]) -> cfgmod.Config:
+    """A config for ``cl`` (through the fault proxies) with HTTP on free ports."""
+    names = cl.node_names()
+    leader = names[-1]
+    replicas = []
+    for name in [leader] + names[:-1]:
+        host, port = cl.address(name)
+        replicas.append({"id": name, "name": f"mysql-{name}", "host": host, "port": port, "leader": name == leader})
+    data: dict[str, Any] = {
+        "replicas": replicas,
+        "ports": {k: free_port() for k in ("gateway", "timestamp_odd", "timestamp_even", "metrics", "cabinet", "seer")},
+        "coordinator": {"log_level": "warning"},
+        "mysql": {"connect_timeout_s": 1.0, "query_timeout_s": 3.0},
+        "replication": {"write_timeout_s": 5.0},
+    }
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return cfgmod.from_dict(data, "<test>", env={})
+
+
+async def direct(cl: LocalCluster, name: str, sql: str, db: str | None = "testdb") -> list[tuple[Any, ...]]:
+    """Run one query on a replica's server directly (bypassing its fault proxy)."""
+    host, port = cl.address(name, direct=True)
+    conn = await asyncio.wait_for(asyncmy.connect(host=host, port=port, user="root", password="", db=db,
+                                                  autocommit=True), 5)
+    try:
+        async with conn.cursor() as cur:
+            await asyncio.wait_for(cur.execute(sql), 30)
+            return list(await cur.fetchall())
+    finally:
+        conn.close()
+
+
+async def wipe(cl: LocalCluster) -> None:
+    for name in cl.node_names():
+        await direct(cl, name, f"DROP DATABASE IF EXISTS testdb; DROP DATABASE IF EXISTS {SCHEMA}; "
+                     "CREATE DATABASE testdb", db=None)
+
+
+async def wait_for(cond: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if await cond():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def table_digest(cl: LocalCluster, name: str) -> dict[str, Any]:
+    """Contents of every testdb table, ordered, as comparable data."""
+    out = {}
+    for (table,) in await direct(cl, name, "SHOW TABLES"):
+        out[table] = await direct(cl, name, f"SELECT * FROM `{table}` ORDER BY 1")
+    return out
+
+
+@dataclass
+class Running:
+    coord: Coordinator
+    cfg: cfgmod.Config
+    runners: list[Any]
+    session: aiohttp.ClientSession
+
+    def url(self, port_name: str = "gateway", path: str = "") -> str:
+        return f"http://127.0.0.1:{getattr(self.cfg.ports, port_name)}{path}"
+
+    async def post(self, path: str, body: Any, port: str = "gateway") -> tuple[int, dict[str, Any]]:
+        async with self.session.post(self.url(port, path), json=body) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, path: str, port: str = "gateway") -> tuple[int, dict[str, Any]]:
+        async with self.session.get(self.url(port, path)) as resp:
+            return resp.status, await resp.json()
+
+    async def write(self, sql: str, params: Any = None) -> tuple[int, dict[str, Any]]:
+        return await self.post("/query", {"query": sql, **({"params": params} if params is not None else {})})
+
+    async def stop(self) -> None:
+        await self.coord.stop()
+        for r in reversed(self.runners):
+            await r.cleanup()
+
+
+async def start_coordinator(cfg: cfgmod.Config, session: aiohttp.ClientSession, wait_tables: bool = True) -> Running:
+    coord = Coordinator(cfg)
+    runners = await serve(coord)
+    await coord.start()
+    run = Running(coord, cfg, runners, session)
+    await asyncio.wait_for(coord.ready.wait(), 30)
+
+    async def tables_ready() -> bool:
+        st, body = await run.post("/query", {"query": "SELECT COUNT(*) AS n FROM products"})
+        return st == 200
+
+    if wait_tables:
+        await wait_for(tables_ready, 30, "demo tables")
+    return run
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+        yield s
+
+
+@pytest_asyncio.fixture
+async def fresh(cluster: LocalCluster, http: aiohttp.ClientSession) -> AsyncIterator[Running]:  # noqa: F811
+    """A coordinator on a wiped session cluster; stopped (and faults healed) afterwards."""
+    cluster.heal()
+    await wipe(cluster)
+    run = await start_coordinator(make_config(cluster), http)
+    try:
+        yield run
+    finally:
+        cluster.heal()
+        with contextlib.suppress(Exception):
+            await run.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()) or "fresh" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mariadb)

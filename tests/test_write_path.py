@@ -1,0 +1,240 @@
+"""The write path against the real local cluster: invariants I1 (same data), I3
+(timestamps), I4 (no false success), Cabinet vs all under a slow follower, clean
+restart."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+
+import pytest
+
+from tests.conftest import Running, direct, make_config, start_coordinator, table_digest, wait_for
+
+pytestmark = pytest.mark.mariadb
+
+
+async def converged(run: Running) -> None:
+    cl_names = [r.id for r in run.cfg.replicas]
+    r = run.coord.replicator
+
+    async def all_applied() -> bool:
+        return all(r.replicas[n].applied_ts >= r.log.last_ts for n in cl_names)
+
+    await wait_for(all_applied, 30, "every replica to apply the whole log")
+
+
+async def digests(cluster, run: Running) -> dict[str, dict]:
+    return {r.id: await table_digest(cluster, r.id) for r in run.cfg.replicas}
+
+
+async def test_concurrent_mixed_writes_converge(cluster, fresh: Running) -> None:
+    run = fresh
+    await run.write("CREATE TABLE counters (id INT PRIMARY KEY, n INT NOT NULL, touched DATETIME(6), r DOUBLE)")
+    for i in range(20):
+        st, _ = await run.write("INSERT INTO counters VALUES (%s, 0, NULL, NULL)", [i])
+        assert st == 200
+    rng = random.Random(7)
+    sem = asyncio.Semaphore(64)
+    acked: list[dict] = []
+    emails: list[str] = []
+
+    async def one(i: int) -> None:
+        kind = rng.random()
+        if kind < 0.5:
+            email = f"mix{i}@example.com"
+            q, p = "INSERT INTO users (name, email) VALUES (%s, %s)", [f"user{i}", email]
+        elif kind < 0.65:
+            email = None
+            q, p = ("INSERT INTO products (name, price, stock) VALUES (%s, %s, 1), (%s, %s, 2)",
+                    [f"p{i}a", "1.25", f"p{i}b", "2.50"])
+        elif kind < 0.9:
+            email = None
+            q, p = "UPDATE counters SET n = n + 1, touched = NOW(6), r = RAND() WHERE id = %s", [i % 20]
+        else:
+            email = None
+            q, p = "DELETE FROM products WHERE id = %s", [rng.randrange(1, 200)]
+        async with sem:
+            st, body = await run.write(q, p)
+        assert st == 200, body
+        assert body["success"] is True
+        body["table"] = q.split()[2]
+        acked.append(body)
+        if email:
+            emails.append(email)
+
+    await asyncio.gather(*(one(i) for i in range(2000)))
+    assert len(acked) == 2000
+
+    # I3: acknowledged timestamps are unique; the log orders them strictly.
+    stamps = [b["timestamp"] for b in acked]
+    assert len(set(stamps)) == len(stamps)
+    await converged(run)
+    logged = [row[0] for row in await direct(cluster, "replica-1", "SELECT ts FROM _coordinator.log ORDER BY ts",
+                                             db=None)]
+    assert set(stamps) <= set(logged)
+    # commit order = timestamp order: auto-increment ids grow with timestamps
+    for table in ("users", "products"):
+        inserts = sorted((b["timestamp"], b["last_insert_id"]) for b in acked
+                         if b["last_insert_id"] and b["table"] == table)
+        ids = [i for _, i in inserts]
+        assert len(ids) > 50 and ids == sorted(ids), table
+
+    # I1: identical contents everywhere, including NOW(6) and RAND() results
+    d = await digests(cluster, run)
+    first = d["replica-4"]
+    assert all(v == first for v in d.values()), "replicas diverged"
+    assert sum(row[1] for row in first["counters"]) > 0
+    assert any(row[3] is not None for row in first["counters"])
+    # every acknowledged insert is present on every replica
+    present = {row[2] for row in first["users"]}
+    assert set(emails) <= present
+
+
+async def test_duplicate_key_in_busy_batch(cluster, fresh: Running) -> None:
+    run = fresh
+    st, _ = await run.write("INSERT INTO users (name, email) VALUES ('dup', 'dup@example.com')")
+    assert st == 200
+
+    async def ins(i: int):
+        email = "dup@example.com" if i == 25 else f"n{i}@example.com"
+        return await run.write("INSERT INTO users (name, email) VALUES (%s, %s)", ["n", email])
+
+    results = await asyncio.gather(*(ins(i) for i in range(50)))
+    statuses = [s for s, _ in results]
+    assert statuses.count(409) == 1
+    assert statuses.count(200) == 49
+    bad = results[25][1]
+    assert bad["success"] is False and bad["errno"] == 1062 and bad["code"] == "duplicate_key"
+    await converged(run)
+    d = await digests(cluster, run)
+    assert all(v == d["replica-4"] for v in d.values())
+    assert not any(rs.diverged for rs in run.coord.replicator.replicas.values())
+    assert len(d["replica-4"]["users"]) == 50
+
+
+REFUSED = [
+    ("INSERT INTO users (name, email) VALUES (UUID(), 'u@x')", 400, "UUID"),
+    ("UPDATE users SET name = SYSDATE()", 400, "SYSDATE"),
+    ("DELETE FROM users LIMIT 1", 400, "LIMIT"),
+    ("UPDATE users SET name = 'x' LIMIT 2", 400, "LIMIT"),
+    ("INSERT INTO users (name, email) VALUES (@v, 'a@x')", 400, "@v"),
+    ("SET GLOBAL max_connections = 10", 400, "SET GLOBAL"),
+    ("GRANT ALL ON *.* TO 'x'@'%'", 400, "GRANT"),
+    ("LOAD DATA INFILE '/etc/passwd' INTO TABLE users", 400, "LOAD DATA"),
+    ("SELECT * FROM users INTO OUTFILE '/tmp/x'", 400, "OUTFILE"),
+    ("LOCK TABLES users WRITE", 400, "LOCK TABLES"),
+    ("BEGIN", 400, "/transaction"),
+    ("COMMIT", 400, "/transaction"),
+    ("INSERT INTO users (name, email) VALUES ('a', 'b'); DELETE FROM users", 400, "statement"),
+    ("INSERT INTO users (name, email) VALUES (LOAD_FILE('/etc/passwd'), 'x')", 400, "LOAD_FILE"),
+    ("SELECT * FROM _coordinator.state", 403, "_coordinator"),
+    ("DELETE FROM `_coordinator`.log", 403, "_coordinator"),
+    ("INSERT INTO users (name, email) VALUES ('a', 'b') /* _coordinator */", 403, "_coordinator"),
+]
+
+
+async def test_refused_constructs_change_nothing(cluster, fresh: Running) -> None:
+    run = fresh
+    st, _ = await run.write("INSERT INTO users (name, email) VALUES ('keep', 'keep@example.com')")
+    assert st == 200
+    await converged(run)
+    before = await digests(cluster, run)
+    for sql, status, needle in REFUSED:
+        st, body = await run.write(sql)
+        assert st == status, (sql, body)
+        assert body["success"] is False and body["code"]
+        text = body["error"] + " " + str(body.get("construct", ""))
+        assert needle.lower() in text.lower(), (sql, body)
+    await asyncio.sleep(0.3)
+    assert await digests(cluster, run) == before
+
+
+async def _write_latencies(run: Running, n: int, tag: str) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        st, body = await run.write("INSERT INTO users (name, email) VALUES (%s, %s)", ["lat", f"{tag}{i}@x"])
+        assert st == 200, body
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+async def test_slow_follower_cabinet_does_not_wait_all_does(cluster, fresh: Running) -> None:
+    run = fresh
+    cluster.delay("replica-1", 150)
+    try:
+        await _write_latencies(run, 5, "warm")  # let the ranking learn replica-1 is slow
+        cab = statistics.median(await _write_latencies(run, 15, "cab"))
+        st, body = await run.post("/admin/replication-mode", {"mode": "all"})
+        assert st == 200 and body["mode"] == "all"
+        allm = statistics.median(await _write_latencies(run, 10, "all"))
+    finally:
+        cluster.heal("replica-1")
+    # 'all' waits for the delayed follower on every write; cabinet commits without it.
+    assert allm >= 150
+    assert cab < allm / 2, (cab, allm)
+    st, q = await run.post("/select-quorum", {"operation": "write"}, port="cabinet")
+    assert st == 200 and q["mode"] == "all"
+
+
+async def test_write_timeout_without_quorum(cluster, fresh: Running, http) -> None:
+    await fresh.stop()
+    run = await start_coordinator(make_config(cluster, replication={"write_timeout_s": 1.5}), http)
+    try:
+        st, body = await run.post("/admin/replication-mode", {"mode": "all"})
+        assert st == 200
+        cluster.partition("replica-2")
+        t = time.perf_counter()
+        st, body = await run.write("INSERT INTO users (name, email) VALUES ('t', 'timeout@example.com')")
+        took = time.perf_counter() - t
+        assert st in (503, 504), body
+        assert body["success"] is False
+        assert "unknown" in body["error"]
+        assert took < 1.5 + 1.0
+    finally:
+        cluster.heal("replica-2")
+        await run.stop()
+
+
+async def test_clean_restart_keeps_writes_and_timestamps(cluster, fresh: Running, http) -> None:
+    run = fresh
+    stamps = []
+    for i in range(30):
+        st, body = await run.write("INSERT INTO users (name, email) VALUES (%s, %s)", ["r", f"restart{i}@x"])
+        assert st == 200
+        stamps.append(body["timestamp"])
+    st, t1 = await run.get("/timestamp", port="timestamp_odd")
+    assert st == 200 and t1["timestamp"] % 2 == 1 and t1["server_id"] == 1
+    await run.stop()
+    run2 = await start_coordinator(make_config(cluster), http)
+    try:
+        st, body = await run2.post("/query", {"query": "SELECT email FROM users ORDER BY id"})
+        assert st == 200
+        assert {f"restart{i}@x" for i in range(30)} <= {r["email"] for r in body["data"]}
+        st, body = await run2.write("INSERT INTO users (name, email) VALUES ('after', 'after@x')")
+        assert st == 200
+        assert body["timestamp"] > max(stamps + [t1["timestamp"]])
+        st, t2 = await run2.get("/timestamp", port="timestamp_even")
+        assert st == 200 and t2["timestamp"] % 2 == 0 and t2["timestamp"] > body["timestamp"]
+    finally:
+        await run2.stop()
+
+
+async def test_response_shape_and_status(fresh: Running) -> None:
+    run = fresh
+    st, body = await run.write('INSERT INTO users (name, email) VALUES ("Alice", "alice@example.com")')
+    assert st == 200
+    assert body["message"].startswith(f"Write successful (timestamp: {body['timestamp']}, quorum: 2/2, total: ")
+    assert body["rows_affected"] == 1 and body["last_insert_id"] >= 1
+    assert body["executed_on"] == "mysql-replica-4"
+    assert set(body["quorum"]) == {"mode", "members", "acked", "weight", "threshold"}
+    assert body["quorum"]["weight"] > body["quorum"]["threshold"]
+    st, s = await run.get("/status")
+    assert s["current_master"] == "mysql-replica-4" and s["master_is_original"] is True
+    assert s["replicas"] == ["replica-1", "replica-2", "replica-3"]
+    assert s["commit_timestamp"] >= body["timestamp"] and s["mode"] == "cabinet" and s["epoch"] >= 1
+    st, q = await run.post("/select-quorum", {"operation": "write"}, port="cabinet")
+    assert q["quorum"][0] == "replica-4" and q["quorum_size"] == 2 and q["total_replicas"] == 4
