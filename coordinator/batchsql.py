@@ -69,6 +69,8 @@ def context_set(entry_time_us: int | None, seeds: tuple[int, int] | None, insert
 
 
 def log_values(entry: Entry) -> str:
+    if entry.row:
+        return entry.row
     body = orjson.dumps([[s.sql, s.insert_id] for s in entry.statements]).decode()
     return (
         f"({entry.ts},{entry.epoch},{int(entry.kind)},{entry.time_us},{entry.seed1},{entry.seed2},"
@@ -84,7 +86,31 @@ def log_insert(schema: str, entries: Sequence[Entry]) -> str:
 def entry_from_row(row: Sequence[Any]) -> Entry:
     ts, epoch, kind, time_us, seed1, seed2, mark, body = row
     stmts = tuple(Statement(sql, int(iid)) for sql, iid in orjson.loads(body))
-    return Entry(int(ts), int(epoch), EntryKind(int(kind)), stmts, int(time_us), int(seed1), int(seed2), int(mark))
+    return make_entry(int(ts), int(epoch), EntryKind(int(kind)), stmts, int(time_us), int(seed1), int(seed2),
+                      int(mark))
+
+
+def make_entry(ts: int, epoch: int, kind: EntryKind, stmts: tuple[Statement, ...], time_us: int, seed1: int,
+               seed2: int, mark: int = 0) -> Entry:
+    """An Entry with its replay text and log row rendered once, for every follower."""
+    plain = Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark)
+    return Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark,
+                 replay=replay_fragment(plain), row=log_values(plain))
+
+
+def replay_fragment(e: Entry) -> str:
+    """The entry's statements with the leader's context, except the clock (set per batch)."""
+    if e.replay:
+        return e.replay
+    parts = []
+    seeds = (e.seed1, e.seed2) if uses_rand_entry(e) else None
+    for st in e.statements:
+        s = context_set(None, seeds, st.insert_id)
+        if s:
+            parts.append(s)
+        seeds = None
+        parts.append(st.sql)
+    return ";\n".join(parts)
 
 
 def state_update(schema: str, epoch: int, applied: Entry | None = None, mark: int | None = None,
@@ -109,20 +135,26 @@ def state_update(schema: str, epoch: int, applied: Entry | None = None, mark: in
 
 def follower_batch(schema: str, epoch: int, entries: Sequence[Entry], trim_below: int = 0) -> str:
     """One transaction applying ``entries`` (none of which must be applied alone),
-    recording them in the replica's log and advancing its applied timestamp."""
-    parts = ["BEGIN"]
+    recording them in the replica's log and advancing its applied timestamp.
+
+    The replayed statements run inside one anonymous compound statement
+    (``BEGIN NOT ATOMIC … END``), so the whole batch answers with one result
+    instead of one per statement: a follower needs no per-statement results, and
+    parsing them was most of the coordinator's cost per follower. A failing
+    statement aborts the block with its error; the transaction stays open and the
+    caller rolls it back."""
+    body: list[str] = []
     last_time = None
     for e in entries:
-        first = True
-        for st in e.statements:
-            t = e.time_us if e.time_us != last_time else None
-            seeds = (e.seed1, e.seed2) if first and uses_rand_entry(e) else None
-            s = context_set(t, seeds, st.insert_id)
-            if s:
-                parts.append(s)
+        if not e.statements:
+            continue
+        if e.time_us != last_time:
+            body.append(f"SET timestamp={sql_time(e.time_us)}")
             last_time = e.time_us
-            first = False
-            parts.append(st.sql)
+        body.append(replay_fragment(e))
+    parts = ["START TRANSACTION"]
+    if body:
+        parts.append("BEGIN NOT ATOMIC\n" + ";\n".join(body) + ";\nEND")
     parts.append(log_insert(schema, entries))
     parts.append(state_update(schema, epoch, entries[-1], latest_mark(entries)))
     if trim_below:

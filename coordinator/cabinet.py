@@ -168,8 +168,13 @@ class QuorumRule:
 
     @classmethod
     def build(cls, n: int, t: int = 1, mode: str = "cabinet") -> QuorumRule:
+        """The rule for n replicas, failure threshold t and a mode (cached: rules are immutable)."""
         _check_n_t(n, t)
         _check_mode(mode)
+        return _build(n, t, mode)
+
+    @classmethod
+    def _build_uncached(cls, n: int, t: int, mode: str) -> QuorumRule:
         if mode == "cabinet":
             ratio = choose_ratio(n, t)
             weights = tuple(ratio ** (n - 1 - k) for k in range(n))
@@ -204,6 +209,11 @@ class QuorumRule:
         if self.mode == "majority":
             return self.n // 2 + 1
         return self.n
+
+
+@lru_cache(maxsize=None)
+def _build(n: int, t: int, mode: str) -> QuorumRule:
+    return QuorumRule._build_uncached(n, t, mode)
 
 
 def rank(

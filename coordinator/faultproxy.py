@@ -39,6 +39,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,8 +49,10 @@ log = logging.getLogger("faultproxy")
 
 # Bytes held per direction (delay queue or partition hold) before the source stops being read.
 HOLD_LIMIT = 1 << 20
-# Timers may fire up to ~1 ms early (libuv millisecond timers); treat those as due.
-TIMER_SLACK = 0.002
+# Deadlines use time.monotonic(): uvloop's loop.time() is libuv's cached millisecond clock, and its
+# timers may fire up to ~1 ms early. Aim a little late and re-check, so a delayed chunk is never
+# delivered before its deadline (a fault must never be milder than asked).
+TIMER_MARGIN = 0.001
 UPSTREAM_CONNECT_TIMEOUT = 10.0
 
 
@@ -147,7 +150,7 @@ class Pipe:
         if self.dst is not None and not self.queue and not delay and not self.proxy.faults.partitioned:
             self.dst.write(data)
             return
-        deadline = max(self.proxy.loop.time() + delay, self.last_deadline)
+        deadline = max(time.monotonic() + delay, self.last_deadline)
         self.last_deadline = deadline
         self.queue.append((deadline, data))
         self.queued += len(data)
@@ -161,13 +164,14 @@ class Pipe:
             return
         if self.proxy.faults.partitioned:
             return
-        self.timer = self.proxy.loop.call_at(self.queue[0][0], self.flush)
+        wait = max(0.0, self.queue[0][0] - time.monotonic())
+        self.timer = self.proxy.loop.call_later(wait + TIMER_MARGIN, self.flush)
 
     def flush(self) -> None:
         self.timer = None
         if self.dst is None or self.proxy.faults.partitioned:
             return
-        now = self.proxy.loop.time() + TIMER_SLACK
+        now = time.monotonic()
         while self.queue and self.queue[0][0] <= now:
             _, data = self.queue.popleft()
             self.queued -= len(data)

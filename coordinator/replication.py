@@ -48,6 +48,8 @@ class ReplicaState:
     last_error: str = ""
     batches: int = 0
     trimmed_below: int = 0  # persisted log trimmed below this timestamp
+    entries_applied: int = 0  # counters for batch-size figures (metrics)
+    busy_ms: float = 0.0
 
     @property
     def id(self) -> str:
@@ -178,8 +180,7 @@ class Replicator:
         for rs in self.replicas.values():
             self._tasks.append(asyncio.create_task(self._worker(rs), name=f"worker-{rs.id}"))
 
-    async def stop(self) -> None:
-        self.active = False
+    async def stop_workers(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -187,6 +188,32 @@ class Replicator:
         for conn in self._conns.values():
             mysqlio.drop(conn)
         self._conns.clear()
+
+    async def quiesce(self, timeout_s: float) -> None:
+        """Stop taking writes and wait until every queued write is answered and every
+        available replica applied the whole log (then the caller may stop the workers)."""
+        self.active = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._queue or self._waiters or self._in_doubt or any(
+                rs.applied_ts < self.log.last_ts for rs in self.replicas.values() if rs.available):
+            if loop.time() > deadline:
+                raise ApiError(503, "busy", "could not quiesce the replication pipeline in time; retry")
+            await asyncio.sleep(0.01)
+
+    def restart_empty(self) -> None:
+        """Forget the log and timestamps after every replica was cleared (reset)."""
+        self.log.reset(0)
+        self.alloc = TimestampAllocator(window=self.cfg.replication.timestamp_window)
+        self.commit_ts = 0
+        self._marks.clear()
+        for rs in self.replicas.values():
+            rs.applied_ts, rs.applied_epoch, rs.trimmed_below = 0, self.epoch, 0
+        self.trim_below = 0
+
+    async def stop(self) -> None:
+        self.active = False
+        await self.stop_workers()
         for req in list(self._queue) + list(self._waiters):
             self._fail(req, ApiError(503, "shutting_down", "the coordinator is shutting down; outcome unknown"))
         self._queue.clear()
@@ -323,7 +350,7 @@ class Replicator:
             await self._rollback(conn)
             raise
         rs.trimmed_below = max(rs.trimmed_below, trim)
-        self._applied(rs, entries[-1], (time.perf_counter() - started) * 1000)
+        self._applied(rs, entries[-1], (time.perf_counter() - started) * 1000, len(entries))
 
     def _trim_for(self, rs: ReplicaState) -> int:
         return self.trim_below if self.trim_below > rs.trimmed_below else 0
@@ -354,9 +381,11 @@ class Replicator:
         except (ReplicaDown, StatementError):
             pass
 
-    def _applied(self, rs: ReplicaState, last: Entry, latency_ms: float) -> None:
+    def _applied(self, rs: ReplicaState, last: Entry, latency_ms: float, count: int = 1) -> None:
+        rs.entries_applied += count
         rs.applied_ts, rs.applied_epoch = last.ts, last.epoch
         rs.batches += 1
+        rs.busy_ms += latency_ms
         rs.ack_ms = latency_ms if rs.ack_ms is None else 0.8 * rs.ack_ms + 0.2 * latency_ms
         self._recompute_commit()
 
@@ -397,6 +426,7 @@ class Replicator:
         return out
 
     async def _lead_batch(self, conn: Any, rs: ReplicaState, batch: list[WriteRequest]) -> None:
+        started = time.perf_counter()
         time_us = time.time_ns() // 1000
         pending = batch
         done: list[WriteRequest] = []
@@ -448,6 +478,9 @@ class Replicator:
                 self._in_doubt = (entries, done)  # resolved by reading the leader's state back
             raise
         rs.trimmed_below = max(rs.trimmed_below, trim)
+        rs.batches += 1
+        rs.entries_applied += len(entries)
+        rs.busy_ms += (time.perf_counter() - started) * 1000
         self._append(rs, entries, done)
 
     async def _lead_alone(self, conn: Any, rs: ReplicaState, req: WriteRequest) -> None:
@@ -513,11 +546,10 @@ class Replicator:
             stmts = tuple(Statement(sql, res[1] if req.kind != EntryKind.DDL else 0)
                           for sql, res in zip(req.statements, req.results or [(0, 0)] * len(req.statements)))
             entry_mark = ts if req.exact_mark else 0
-            entries.append(Entry(ts, self.epoch, req.kind, stmts, time_us, req.seeds[0], req.seeds[1], entry_mark))
-        if mark is not None and not entries[-1].mark:
-            last = entries[-1]
-            entries[-1] = Entry(last.ts, last.epoch, last.kind, last.statements, last.time_us, last.seed1,
-                                last.seed2, mark)
+            if mark is not None and req is done[-1] and not entry_mark:
+                entry_mark = mark
+            entries.append(batchsql.make_entry(ts, self.epoch, req.kind, stmts, time_us, req.seeds[0], req.seeds[1],
+                                               entry_mark))
         return entries
 
     def _append(self, rs: ReplicaState, entries: list[Entry], done: list[WriteRequest]) -> None:

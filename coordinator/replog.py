@@ -38,6 +38,9 @@ class Entry:
     seed1: int
     seed2: int
     mark: int = 0  # timestamp high-water mark this entry persists (0 = none)
+    # Rendered once (batchsql.make_entry) and reused by every follower's batches.
+    replay: str = field(default="", compare=False, repr=False)
+    row: str = field(default="", compare=False, repr=False)
 
     @property
     def alone(self) -> bool:

@@ -50,6 +50,7 @@ class Coordinator:
         self.reads = ReadRouter(self.replicator, cfg)
         self.started_at = time.time()
         self.ready = asyncio.Event()
+        self._resetting = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -167,6 +168,65 @@ class Coordinator:
                     log.warning("bootstrap_retry", error=exc.message)
                     await asyncio.sleep(0.5)
         self.events.emit("bootstrap", "created the demo tables users and products through the replicated log")
+
+    # --- reset ---------------------------------------------------------------------------
+
+    async def reset(self) -> dict[str, Any]:
+        """Clear every user table, the log and the timestamps on all replicas.
+
+        All replicas must be reachable (else 503 naming them): a reset that skipped
+        one would leave it holding data the others forgot. The pipeline is drained
+        and stopped while the servers are cleared, then restarts from timestamp 1."""
+        r = self.replicator
+        if self._resetting.locked():
+            raise ApiError(409, "reset_in_progress", "a reset is already running")
+        async with self._resetting:
+            down = [rs.cfg.name for rs in r.replicas.values() if not rs.available]
+            if down:
+                raise ApiError(503, "replica_unavailable",
+                               f"reset needs every replica; unavailable: {', '.join(down)} — start them first",
+                               unavailable=down)
+            if not r.active:
+                raise ApiError(503, "not_ready", "the coordinator is not accepting writes; cannot reset now")
+            try:
+                await r.quiesce(self.cfg.replication.write_timeout_s)
+            except ApiError:
+                r.active = not r.fenced
+                raise
+            await r.stop_workers()
+            t = self.cfg.mysql.query_timeout_s
+            db, sch = self.cfg.coordinator.database, r.schema
+            cleared: dict[str, list[str]] = {}
+            failed: dict[str, str] = {}
+            for rid in r.replicas:
+                conn = None
+                try:
+                    conn = await mysqlio.connect(r.endpoint(rid), db)
+                    _, rows = await mysqlio.fetch(conn, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", t)
+                    tables = [row[0] for row in rows]
+                    stmts = ["SET FOREIGN_KEY_CHECKS=0"] + [f"TRUNCATE TABLE `{tb}`" for tb in tables] + [
+                        "SET FOREIGN_KEY_CHECKS=1", f"DELETE FROM `{sch}`.log",
+                        f"UPDATE `{sch}`.state SET applied_ts=0, applied_epoch={r.epoch}, ts_mark=0, "
+                        f"ddl_pending=0, log_floor=0, epoch_seen={r.epoch} WHERE id=1"]
+                    await mysqlio.run(conn, ";".join(stmts), t + 30)
+                    cleared[rid] = tables
+                except (ReplicaDown, StatementError) as exc:
+                    failed[rid] = str(exc)
+                finally:
+                    mysqlio.drop(conn)
+            r.restart_empty()
+            for rid in failed:
+                r.replicas[rid].needs_rebuild = True
+            r.active = not r.fenced
+            r.start_workers()
+            self.events.emit("reset", f"reset cleared {len(cleared)} replicas; next timestamp is 1",
+                             cleared=sorted(cleared), failed=failed)
+            if failed:
+                raise ApiError(503, "reset_partial", "reset failed on " + ", ".join(
+                    r.replicas[x].cfg.name for x in failed) + "; they need a rebuild", failed=failed)
+            return {"success": True, "message": "All data cleared; timestamps reset",
+                    "tables": sorted({tb for v in cleared.values() for tb in v}), "replicas": sorted(cleared),
+                    "next_timestamp": 1}
 
     # --- housekeeping -----------------------------------------------------------------------
 

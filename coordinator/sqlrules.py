@@ -26,6 +26,15 @@ the driver substitutes ``%s`` / ``%(name)s`` later, pass ``placeholders=True``
 so a placeholder inside a literal or comment (where a bound value could close
 the quote) is refused.
 
+Choices worth knowing: the internal schema name is refused anywhere in the text
+(comments and strings included) as a whole identifier, so ``_coordinator_notes``
+is a different name; ``SET autocommit`` is reported as ``transaction_control``
+(it is transaction control in effect), every other ``SET`` as
+``forbidden_statement``; ``LOAD_FILE()`` is refused in reads too (it reads server
+files); the checks for unsafe functions, ``@@`` variables and ``LIMIT`` without
+``ORDER BY`` apply to writes and DDL (a view or ``CREATE TABLE ... SELECT`` feeds
+later writes), not to reads.
+
 Pure, no I/O; ``classify`` is cached because clients repeat statement texts.
 """
 
@@ -129,6 +138,12 @@ _UNSAFE = re.compile(
     r"|" + _B + r"(CURRENT_USER|NEXT\s+VALUE\s+FOR|PREVIOUS\s+VALUE\s+FOR)" + _E
 )
 
+# Keywords after which "name (" introduces a column list of a table, index or CTE.
+_NAME_CONTEXT = frozenset(
+    {"INTO", "INSERT", "REPLACE", "IGNORE", "TABLE", "EXISTS", "REFERENCES", "VIEW", "INDEX",
+     "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "WITH", "RECURSIVE"}
+)  # fmt: skip
+_PREV_WORD = re.compile(r"([\w$]+)\s*\Z")
 _WRITE_VERBS = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})
 _READ_MAIN = frozenset({"SELECT", "TABLE", "VALUES"})
 _EXPLAINABLE = _READ_MAIN | _WRITE_VERBS | {"WITH"}
@@ -185,8 +200,11 @@ def _schema_forbidden(construct: str, message: str) -> SqlRejected:
     return SqlRejected(403, "internal_schema", construct, message)
 
 
-def _system_schema_message(schema: str) -> str:
-    return f"the system schema {schema} cannot be read or written through the API; query your own tables instead."
+def _system_schema_message(construct: str, schema: str) -> str:
+    return (
+        f"{construct} refers to the system schema {schema}, which cannot be read or written through "
+        "the API; query your own tables instead."
+    )
 
 
 def _unsupported(verb: str) -> SqlRejected:
@@ -232,7 +250,7 @@ def _scan(sql: str, placeholders: bool) -> tuple[str, int]:
         if (stop - start == 1 and first in "'\"`") or tok == "/*":
             what = "comment" if first == "/" else "quoted identifier" if first == "`" else "string literal"
             raise SqlRejected(
-                400, "parse_error", tok, f"unterminated {what} starting at character {start + 1}; close it."
+                400, "parse_error", tok, f"unterminated {what} (opened by {tok} at character {start + 1}); close it."
             )
         if placeholders and "%" in tok:
             _check_placeholder(tok)
@@ -282,8 +300,9 @@ def _multiple() -> SqlRejected:
         400,
         "multiple_statements",
         "multiple statements",
-        "only one SQL statement per request is allowed, but text follows the ';'. Send statements "
-        "one per request, or use POST /transaction for statements that must commit together.",
+        "multiple statements in one request: only one SQL statement is allowed, but text follows "
+        "the ';'. Send statements one per request, or use POST /transaction for statements "
+        "that must commit together.",
     )
 
 
@@ -317,7 +336,9 @@ def _ddl(verb: str, words: Sequence[str]) -> tuple[Kind, str]:
         elif w == "SQL" and i + 1 < len(words) and words[i + 1] == "SECURITY":
             i += 3
         elif w == "DEFINER":
-            raise _forbidden(f"{verb} ... DEFINER", "a DEFINER clause names an account that differs between servers; omit it")
+            raise _forbidden(
+                f"{verb} ... DEFINER", "a DEFINER clause names an account that differs between servers; omit it"
+            )
         elif w == "TEMPORARY":
             temporary = True
             i += 1
@@ -348,9 +369,11 @@ def _show(words: Sequence[str]) -> tuple[Kind, str]:
         )
     if w in _SHOW_DENY or (w == "CREATE" and nxt == "USER"):
         two = w in ("BINLOG", "BINARY", "MASTER", "SLAVE", "REPLICA", "RELAYLOG", "ENGINE", "OPEN", "CREATE")
-        raise _forbidden(f"SHOW {w} {nxt}" if two and nxt else f"SHOW {w}", "it exposes other sessions, accounts or replication internals")
+        construct = f"SHOW {w} {nxt}" if two and nxt else f"SHOW {w}"
+        raise _forbidden(construct, "it exposes other sessions, accounts or replication internals")
     for sys_name in _SYS_SCHEMAS.intersection(words):
-        raise _schema_forbidden(f"SHOW ... {sys_name.lower()}", _system_schema_message(sys_name.lower()))
+        construct = f"SHOW ... {sys_name.lower()}"
+        raise _schema_forbidden(construct, _system_schema_message(construct, sys_name.lower()))
     return Kind.READ, "SHOW"
 
 
@@ -469,6 +492,19 @@ def _check_limits(body: str) -> None:
             )
 
 
+def _names_an_object(body: str, start: int, verb: str) -> bool:
+    """Whether ``name (`` at ``start`` is a table/index name with a column list, not a call.
+
+    Function names may be followed by whitespace before ``(``, so ``user (`` alone is
+    ambiguous; after INTO, TABLE, REFERENCES, ... only a name can follow.
+    """
+    prev = _PREV_WORD.search(body, 0, start)
+    if prev is None:
+        return False
+    word = prev.group(1)
+    return word in _NAME_CONTEXT or (word == "ON" and verb == "CREATE INDEX")
+
+
 def _check(body: str) -> tuple[Kind, str]:
     """All rules on an upper-cased skeleton; returns (kind, verb) or raises."""
     words = body.translate(_SEPARATORS).split()
@@ -476,12 +512,15 @@ def _check(body: str) -> tuple[Kind, str]:
         q = _SYS_QUALIFIER.search(body)
         if q is not None:
             schema = q.group(1).lower()
-            raise _schema_forbidden(f"{schema}.{q.group(2).lower()}", _system_schema_message(schema))
+            construct = f"{schema}.{q.group(2).lower()}"
+            raise _schema_forbidden(construct, _system_schema_message(construct, schema))
     kind, verb = _verb(body, words)
     if ("OUTFILE" in words or "DUMPFILE" in words) and (o := _OUTFILE.search(body)):
         raise _forbidden(f"INTO {o.group(1)}", "it writes files on the server")
     if "LOAD_FILE" in words and _LOAD_FILE.search(body):
-        raise SqlRejected(400, "unsafe_function", "LOAD_FILE()", "LOAD_FILE() reads files on the server and is not allowed.")
+        raise SqlRejected(
+            400, "unsafe_function", "LOAD_FILE()", "LOAD_FILE() reads files on the server and is not allowed."
+        )
     if "@" in body:
         u = _USER_VAR.search(body)
         if u is not None:
@@ -502,20 +541,22 @@ def _check(body: str) -> tuple[Kind, str]:
                     400,
                     "unsafe_function",
                     var,
-                    f"{var} reads a server variable that can differ between replicas, so a write using "
-                    "it cannot be replayed deterministically; use a literal value instead.",
+                    f"{var} reads a server variable that can differ between replicas, so a "
+                    f"{_KIND_NOUN[kind]} using it cannot be replayed deterministically; use a literal value instead.",
                 )
     if kind is not Kind.READ:
         if not _UNSAFE_WORDS.isdisjoint(words):
-            f = _UNSAFE.search(body)
-            if f is not None:
+            for f in _UNSAFE.finditer(body):
+                if f.group(1) and _names_an_object(body, f.start(), verb):
+                    continue  # INSERT INTO user (name) ...: a table called user, not USER()
                 fn = f"{f.group(1)}()" if f.group(1) else re.sub(r"\s+", " ", f.group(2))
                 raise SqlRejected(
                     400,
                     "unsafe_function",
                     fn,
                     f"{fn} can give a different result on each replica, so a {_KIND_NOUN[kind]} using it "
-                    "cannot be replayed deterministically; compute the value in the client and pass it as a parameter.",
+                    "cannot be replayed deterministically; compute the value in the client and pass it "
+                    "as a parameter.",
                 )
         if "LIMIT" in words:
             _check_limits(body)
@@ -533,7 +574,9 @@ def _classify(sql: str, internal_schema: str, placeholders: bool) -> Statement:
         )
     skeleton, end = _scan(sql, placeholders)
     if end == 0:
-        raise SqlRejected(400, "empty_query", "empty query", "the query is empty (only whitespace or comments); send one SQL statement.")
+        raise SqlRejected(
+            400, "empty_query", "empty query", "the query is empty (only whitespace or comments); send one SQL statement."
+        )
     kind, verb = _check(skeleton.upper())
     return Statement(kind, verb, sql[:end])
 

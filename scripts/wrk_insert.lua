@@ -1,7 +1,9 @@
 -- wrk script: unique single-row INSERTs through POST /query.
+-- Usage: wrk ... -s scripts/wrk_insert.lua URL -- PREFIX TABLE
 -- Each thread gets its own prefix so rows never collide across threads or runs.
 local counter = 0
 local prefix = ""
+local tbl = "users"
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
@@ -11,16 +13,12 @@ end
 
 function init(args)
   prefix = (args[1] or "b") .. "-" .. tid .. "-" .. tostring(os.time())
+  tbl = args[2] or "users"
 end
 
 request = function()
   counter = counter + 1
-  local body = '{"query": "INSERT INTO users (name, email) VALUES (\\"bench\\", \\"' ..
+  local body = '{"query": "INSERT INTO ' .. tbl .. ' (name, email) VALUES (\\"bench\\", \\"' ..
       prefix .. "-" .. counter .. '@bench.local\\")"}'
   return wrk.format(nil, "/query", nil, body)
-end
-
-local failures = 0
-response = function(status, headers, body)
-  if status ~= 200 then failures = failures + 1 end
 end

@@ -325,7 +325,7 @@ def test_cli_status_json_reflects_faults(c: LocalCluster) -> None:
 def test_missing_mariadb_names_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(localcluster, "find_binary", lambda name: None)
     with pytest.raises(ClusterError, match="apt-get install -y mariadb-server"):
-        LocalCluster(tmp_path / "c", nodes=1, base_port=free_port()).up()
+        LocalCluster(tmp_path / "c", nodes=1, base_port=3306).up()
 
 
 def test_long_socket_paths_fall_back_to_tmp(tmp_path: Path) -> None:

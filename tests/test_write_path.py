@@ -227,7 +227,12 @@ async def test_response_shape_and_status(fresh: Running) -> None:
     run = fresh
     st, body = await run.write('INSERT INTO users (name, email) VALUES ("Alice", "alice@example.com")')
     assert st == 200
-    assert body["message"].startswith(f"Write successful (timestamp: {body['timestamp']}, quorum: 2/2, total: ")
+    q = body["quorum"]
+    members_acked = len(set(q["members"]) & set(q["acked"]))
+    followers_acked = len(set(q["acked"]) - {"replica-4"})
+    assert len(q["members"]) == 2 and q["members"][0] == "replica-4"
+    assert body["message"] == (f"Write successful (timestamp: {body['timestamp']}, quorum: {members_acked}/2, "
+                               f"total: {followers_acked}/3)")
     assert body["rows_affected"] == 1 and body["last_insert_id"] >= 1
     assert body["executed_on"] == "mysql-replica-4"
     assert set(body["quorum"]) == {"mode", "members", "acked", "weight", "threshold"}
@@ -238,3 +243,39 @@ async def test_response_shape_and_status(fresh: Running) -> None:
     assert s["commit_timestamp"] >= body["timestamp"] and s["mode"] == "cabinet" and s["epoch"] >= 1
     st, q = await run.post("/select-quorum", {"operation": "write"}, port="cabinet")
     assert q["quorum"][0] == "replica-4" and q["quorum_size"] == 2 and q["total_replicas"] == 4
+
+
+async def test_reset_clears_everything_and_restarts_timestamps(cluster, fresh: Running) -> None:
+    run = fresh
+    for i in range(20):
+        st, _ = await run.write("INSERT INTO users (name, email) VALUES (%s, %s)", ["z", f"reset{i}@x"])
+        assert st == 200
+    st, body = await run.post("/admin/reset", {})
+    assert st == 200, body
+    assert body["next_timestamp"] == 1 and "users" in body["tables"]
+    for r in run.cfg.replicas:
+        assert await direct(cluster, r.id, "SELECT COUNT(*) FROM users") == [(0,)]
+        assert await direct(cluster, r.id, "SELECT COUNT(*) FROM _coordinator.log", db=None) == [(0,)]
+    st, body = await run.write("INSERT INTO users (name, email) VALUES ('first', 'first@x')")
+    assert st == 200 and body["timestamp"] == 1 and body["last_insert_id"] == 1
+
+
+async def test_reset_refuses_with_a_replica_down(cluster, fresh: Running) -> None:
+    run = fresh
+    st, _ = await run.write("INSERT INTO users (name, email) VALUES ('kept', 'kept@x')")
+    assert st == 200
+    cluster.kill("replica-3")
+    try:
+        async def down() -> bool:
+            return not run.coord.replicator.replicas["replica-3"].available
+
+        # the worker notices on its next round trip; nudge it with a write
+        await run.write("INSERT INTO users (name, email) VALUES ('nudge', 'nudge@x')")
+        await wait_for(down, 10, "replica-3 to be seen down")
+        st, body = await run.post("/admin/reset", {})
+        assert st == 503 and "mysql-replica-3" in body["error"]
+        assert await direct(cluster, "replica-4", "SELECT COUNT(*) FROM users") == [(2,)]
+        st, _ = await run.write("INSERT INTO users (name, email) VALUES ('still', 'still@x')")
+        assert st == 200
+    finally:
+        cluster.start("replica-3")

@@ -27,7 +27,7 @@ def _statement(coord: Coordinator, query: Any, params: Any, where: str = "") -> 
     if params is not None and not isinstance(params, (list, dict)):
         raise ApiError(400, "bad_field", f"field '{where}params' must be a list or an object")
     try:
-        stmt = sqlrules.classify(query, coord.cfg.coordinator.internal_schema)
+        stmt = sqlrules.classify(query, coord.cfg.coordinator.internal_schema, placeholders=params is not None)
     except sqlrules.SqlRejected as exc:
         raise ApiError(exc.status, exc.code, exc.message, construct=exc.construct) from None
     try:
@@ -146,6 +146,10 @@ async def replication_mode(request: web.Request) -> web.Response:
     return json_response({"success": True, "mode": mode, "previous": old})
 
 
+async def reset(request: web.Request) -> web.Response:
+    return json_response(await request.app[COORD].reset())
+
+
 async def events(request: web.Request) -> web.Response:
     coord = request.app[COORD]
     try:
@@ -166,4 +170,5 @@ def build(coord: Coordinator) -> web.Application:
     app.router.add_get("/health", health_handler("coordinator"))
     app.router.add_post("/admin/replication-mode", replication_mode)
     app.router.add_get("/admin/events", events)
+    app.router.add_post("/admin/reset", reset)
     return app

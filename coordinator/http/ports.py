@@ -58,6 +58,9 @@ def replica_metrics(coord: Coordinator) -> list[dict[str, Any]]:
             "applied_timestamp": rs.applied_ts,
             "weight": float(weights.get(rid, 0)),
             "diverged": rs.diverged,
+            "batches": rs.batches,
+            "entries_applied": rs.entries_applied,
+            "busy_ms": round(rs.busy_ms, 1),
             "last_error": rs.last_error,
         })
     return out
