@@ -25,10 +25,12 @@ class BindError(ValueError):
 
 
 def _literal(value: Any) -> str:
-    if isinstance(value, list):
-        value = tuple(value)
     if isinstance(value, dict):
         raise BindError("a parameter cannot be an object")
+    if isinstance(value, list):
+        if any(isinstance(v, (dict, list)) for v in value):
+            raise BindError("a list parameter may only hold scalar values")
+        value = tuple(value)
     out = escape_item(value, CHARSET)
     return out.decode() if isinstance(out, bytes) else out
 
@@ -39,6 +41,8 @@ def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
         return sql
     try:
         if isinstance(params, Mapping):
+            if "%(" not in sql:
+                raise BindError("an object of parameters needs %(name)s placeholders")
             return sql % {k: _literal(v) for k, v in params.items()}
         return sql % tuple(_literal(v) for v in params)
     except (TypeError, ValueError, KeyError) as exc:

@@ -201,6 +201,14 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'quorum.mode' in {file} must be cabinet, majority or all")
     if cfg.control.backend not in ("local", "docker", "none"):
         raise ConfigError(f"config key 'control.backend' in {file} must be local, docker or none")
+    seen: dict[tuple[str, int], str] = {}
+    for r in cfg.replicas:
+        if (r.host, r.port) in seen:
+            raise ConfigError(f"replicas {seen[(r.host, r.port)]} and {r.id} in {file} share the address "
+                              f"{r.host}:{r.port}; each must be a distinct server")
+        seen[(r.host, r.port)] = r.id
+    if cfg.replication.timestamp_window < 2:
+        raise ConfigError(f"config key 'replication.timestamp_window' in {file} must be at least 2")
     ports = list(cfg.ports.all().values())
     if len(set(ports)) != len(ports):
         raise ConfigError(f"the [ports] in {file} must be distinct")
@@ -212,7 +220,9 @@ def from_dict(data: dict[str, Any], source: str = "<memory>", env: dict[str, str
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for (section, key), var in _ENV.items():
         if var in env:
-            data.setdefault(section, {})[key] = env[var]
+            if not isinstance(data.setdefault(section, {}), dict):
+                raise ConfigError(f"'{section}' in {source} must be a table")
+            data[section][key] = env[var]
     if "replicas" not in data:
         raise ConfigError(f"config key 'replicas' is missing in {source}, and has no default")
     if not isinstance(data["replicas"], list):
@@ -227,7 +237,7 @@ def from_dict(data: dict[str, Any], source: str = "<memory>", env: dict[str, str
             continue
         if f.name in data:
             sections[f.name] = _build(hints[f.name], data[f.name], f.name, source)
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Config)})
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Config)} | ({"source"} & set(data)))
     if unknown:
         raise ConfigError(f"unknown section '{unknown[0]}' in {source}")
     cfg = Config(**sections)

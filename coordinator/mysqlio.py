@@ -91,7 +91,7 @@ async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[int, int]]:
         errno = _errno(exc)
         if errno == FENCE_ERRNO and "fence" in _message(exc):
             raise Fenced(_message(exc)) from None
-        if errno in _SERVER_GONE or errno >= 2000 or errno == 0:
+        if errno in _SERVER_GONE or 2000 <= errno < 3000 or errno == 0:
             drop(conn)
             raise ReplicaDown(_message(exc)) from None
         raise StatementError(errno, _message(exc), len(results), results) from None
@@ -116,7 +116,7 @@ async def fetch(conn: Any, sql: str, timeout_s: float) -> tuple[list[str], list[
             return cols, list(rows)
     except MySQLError as exc:
         errno = _errno(exc)
-        if errno in _SERVER_GONE or errno >= 2000 or errno == 0:
+        if errno in _SERVER_GONE or 2000 <= errno < 3000 or errno == 0:
             drop(conn)
             raise ReplicaDown(_message(exc)) from None
         raise StatementError(errno, _message(exc), 0) from None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,6 +28,10 @@ SCHEMA = "_coordinator"
 
 def make_config(cl: LocalCluster, **sections: dict[str, Any]) -> cfgmod.Config:
     """A config for ``cl`` (through the fault proxies) with HTTP on free ports."""
+    return cfgmod.from_dict(config_data(cl, **sections), "<test>", env={})
+
+
+def config_data(cl: LocalCluster, **sections: dict[str, Any]) -> dict[str, Any]:
     names = cl.node_names()
     leader = names[-1]
     replicas = []
@@ -40,7 +47,72 @@ def make_config(cl: LocalCluster, **sections: dict[str, Any]) -> cfgmod.Config:
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
-    return cfgmod.from_dict(data, "<test>", env={})
+    return data
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    lines = []
+    for section, values in data.items():
+        if section == "replicas":
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    for rep in data["replicas"]:
+        lines.append("[[replicas]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in rep.items()]
+    return "\n".join(lines) + "\n"
+
+
+class CoordinatorProcess:
+    """The coordinator as a real process (for kill -9 and two-coordinator tests)."""
+
+    def __init__(self, data: dict[str, Any], directory: Any) -> None:
+        self.data = data
+        self.path = directory / f"coord-{data['ports']['gateway']}.toml"
+        self.path.write_text(to_toml(data))
+        self.log = directory / f"coord-{data['ports']['gateway']}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.data['ports']['gateway']}"
+
+    def start(self) -> None:
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "coordinator", "--config", str(self.path)],
+                                     stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    async def wait_ready(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
+        async def ready() -> bool:
+            try:
+                async with session.post(self.url + "/query", json={"query": "SELECT COUNT(*) FROM products"}) as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(ready, timeout, f"coordinator on {self.url} (log {self.log})", interval=0.1)
 
 
 async def direct(cl: LocalCluster, name: str, sql: str, db: str | None = "testdb") -> list[tuple[Any, ...]]:

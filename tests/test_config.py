@@ -269,28 +269,20 @@ def test_replace_replicas() -> None:
 # --- found while testing: refusals that do not happen --------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="config.py from_dict: an env override into a section that is not a table "
-                   "raises TypeError instead of ConfigError")
 def test_env_override_into_non_table_section(tmp_path: Path) -> None:
     p = write(tmp_path, 'mysql = "oops"\n' + REPLICAS)
     with pytest.raises(ConfigError, match=re.escape(str(p))):
         cfgmod.load(p, env={"COORD_MYSQL_USER": "app"})
 
 
-@pytest.mark.xfail(strict=True, reason="config.py from_dict: a top-level 'source' key is silently ignored "
-                   "(Config.source is internal), not refused as unknown")
 def test_top_level_source_key_is_unknown(tmp_path: Path) -> None:
     refused(write(tmp_path, 'source = "elsewhere"\n' + REPLICAS), "source")
 
 
-@pytest.mark.xfail(strict=True, reason="config.py _validate: two replicas with the same host:port are accepted "
-                   "(one server would count twice toward a quorum)")
 def test_duplicate_replica_address(tmp_path: Path) -> None:
     refused(write(tmp_path, REPLICAS.replace("port = 3309", "port = 3308")), "3308")
 
 
-@pytest.mark.xfail(strict=True, reason="config.py _validate: replication.timestamp_window < 2 is accepted; with 0 "
-                   "TimestampAllocator.take_single never succeeds, with 1 one parity never does")
 @pytest.mark.parametrize("window", [0, 1, -5])
 def test_timestamp_window_too_small(window: int) -> None:
     with pytest.raises(ConfigError, match="timestamp_window"):
