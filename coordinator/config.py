@@ -66,7 +66,7 @@ class QuorumSection:
 @dataclass(frozen=True)
 class ReplicationSection:
     write_timeout_s: float = 5.0
-    max_batch_entries: int = 512
+    max_batch_entries: int = 64
     max_inflight_entries: int = 20_000
     memory_log_entries: int = 200_000
     persisted_log_margin: int = 100_000

@@ -105,6 +105,7 @@ class Replicator:
         self._queue_event = asyncio.Event()
         self._appended = asyncio.Event()
         self._waiters: deque[WriteRequest] = deque()
+        self._pending: deque[WriteRequest] = deque()  # every unanswered write, in arrival order
         self._marks: deque[tuple[int, int]] = deque()  # (entry ts, mark) awaiting commit
         self._in_doubt: tuple[list[Entry], list[WriteRequest]] | None = None
         self._inflight = 0
@@ -149,21 +150,35 @@ class Replicator:
         self._inflight += 1
         fut.add_done_callback(self._done)
         self._queue.append(req)
+        self._pending.append(req)
         self._queue_event.set()
-        try:
-            result = await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            raise ApiError(
-                504, "write_timeout",
-                f"the write was not acknowledged by a quorum within {timeout:g}s; its outcome is unknown "
-                "(it may still commit)",
-            ) from None
+        # No timer per request: the sweeper answers overdue writes (one timer for all).
+        result = await fut
         if isinstance(result, ApiError):
             raise result
         return result
 
     def _done(self, _fut: asyncio.Future[Any]) -> None:
         self._inflight -= 1
+
+    async def _sweep(self) -> None:
+        """Answer writes whose deadline passed with 504 "outcome unknown" (I4: never
+        hang), wherever they are in the pipeline. Every write is also kept in arrival
+        order (= deadline order) in ``_pending``, so only its overdue head is looked at;
+        an answered write stays in the pipeline and is skipped there (it may still commit)."""
+        loop = asyncio.get_running_loop()
+        timeout = self.cfg.replication.write_timeout_s
+        pending = self._pending
+        while True:
+            await asyncio.sleep(0.05)
+            now = loop.time()
+            while pending and (pending[0].future.done() or pending[0].deadline <= now):
+                req = pending.popleft()
+                if not req.future.done():
+                    req.future.set_result(ApiError(
+                        504, "write_timeout",
+                        f"the write was not acknowledged by a quorum within {timeout:g}s; its outcome is "
+                        "unknown (it may still commit)"))
 
     async def next_timestamp(self, parity: int | None) -> int:
         """A bare timestamp (``GET /timestamp``): only below a quorum-persisted mark."""
@@ -179,6 +194,7 @@ class Replicator:
     def start_workers(self) -> None:
         for rs in self.replicas.values():
             self._tasks.append(asyncio.create_task(self._worker(rs), name=f"worker-{rs.id}"))
+        self._tasks.append(asyncio.create_task(self._sweep(), name="sweeper"))
 
     async def stop_workers(self) -> None:
         for t in self._tasks:
@@ -214,8 +230,9 @@ class Replicator:
     async def stop(self) -> None:
         self.active = False
         await self.stop_workers()
-        for req in list(self._queue) + list(self._waiters):
+        for req in self._pending:
             self._fail(req, ApiError(503, "shutting_down", "the coordinator is shutting down; outcome unknown"))
+        self._pending.clear()
         self._queue.clear()
         self._waiters.clear()
 
@@ -603,12 +620,19 @@ class Replicator:
             return
         followers = len(self.replicas) - 1
         name = self.leader.cfg.name
+        # Waiters resolved together share a few distinct acked sets: summarise each once.
+        summaries: dict[int, tuple[dict[str, Any], int]] = {}
+        order = sorted(applied.values())
         while self._waiters and self._waiters[0].ts <= ci:
             req = self._waiters.popleft()
             if req.future.done():
                 continue
-            summary = cabinet.acked_summary(self.rule, self.ranking, applied, req.ts)
-            applied_followers = sum(1 for rid, a in applied.items() if rid != self.leader_id and a >= req.ts)
+            key = sum(1 for a in order if a >= req.ts)
+            if key not in summaries:
+                summary = cabinet.acked_summary(self.rule, self.ranking, applied, req.ts)
+                applied_followers = sum(1 for rid, a in applied.items() if rid != self.leader_id and a >= req.ts)
+                summaries[key] = (summary, applied_followers)
+            summary, applied_followers = summaries[key]
             req.future.set_result(WriteOutcome(req.ts, req.results, name, summary, applied_followers, followers))
         for cb in self.on_commit:
             cb(ci)

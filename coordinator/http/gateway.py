@@ -116,9 +116,11 @@ async def status(request: web.Request) -> web.Response:
 # --- admin -------------------------------------------------------------------------------
 
 
-@web.middleware
-async def admin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path.startswith("/admin"):
+def admin(handler: Any) -> Any:
+    """Admin endpoints answer only on the admin address, and with the token when one is set
+    (a wrapper, not a middleware, so the client hot path pays nothing for it)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
         coord = request.app[COORD]
         allowed = {coord.cfg.coordinator.admin_host}
         if coord.cfg.coordinator.admin_host in ("127.0.0.1", "localhost"):
@@ -130,7 +132,9 @@ async def admin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
             got = request.headers.get("Authorization", "")
             if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
                 raise ApiError(401, "unauthorized", "admin endpoints need 'Authorization: Bearer <token>'")
-    return await handler(request)
+        return await handler(request)
+
+    return guarded
 
 
 async def replication_mode(request: web.Request) -> web.Response:
@@ -162,13 +166,12 @@ async def events(request: web.Request) -> web.Response:
 
 def build(coord: Coordinator) -> web.Application:
     app = make_app(coord.cfg.coordinator.max_body_bytes)
-    app.middlewares.append(admin_guard)
     app[COORD] = coord
     app.router.add_post("/query", query)
     app.router.add_post("/transaction", transaction)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health_handler("coordinator"))
-    app.router.add_post("/admin/replication-mode", replication_mode)
-    app.router.add_get("/admin/events", events)
-    app.router.add_post("/admin/reset", reset)
+    app.router.add_post("/admin/replication-mode", admin(replication_mode))
+    app.router.add_get("/admin/events", admin(events))
+    app.router.add_post("/admin/reset", admin(reset))
     return app
