@@ -228,6 +228,74 @@ class Coordinator:
                     "tables": sorted({tb for v in cleared.values() for tb in v}), "replicas": sorted(cleared),
                     "next_timestamp": 1}
 
+    # --- views (HTTP handlers and the dashboard read the same numbers) ------------------
+
+    def status(self) -> dict[str, Any]:
+        r = self.replicator
+        return {
+            "current_master": r.leader.cfg.name,
+            "master_is_original": r.leader_id == self.cfg.initial_leader.id,
+            "replicas": [rid for rid in r.replicas if rid != r.leader_id],
+            "leader": r.leader_id,
+            "epoch": r.epoch,
+            "commit_timestamp": r.commit_ts,
+            "mode": r.rule.mode,
+            "ready": r.active,
+            "fenced": r.fenced,
+            "inflight": r.inflight,
+            "cabinet": cabinet.cabinet_members(r.rule, r.ranking),
+        }
+
+    def replica_metrics(self) -> list[dict[str, Any]]:
+        r = self.replicator
+        weights = cabinet.weights_for(r.rule, r.ranking)
+        candidates = self.reads.candidates()
+        now = time.time()
+        out = []
+        for rid, rs in r.replicas.items():
+            lag_ms = candidates[rid].lag_ms
+            out.append({
+                "replica_id": rid,
+                "name": rs.cfg.name,
+                "latency_ms": round(rs.ack_ms, 3) if rs.ack_ms is not None else None,
+                "replication_lag": max(0, r.log.last_ts - rs.applied_ts),
+                "lag_ms": round(lag_ms, 1) if lag_ms != float("inf") else None,
+                "uptime_seconds": round(now - self.started_at, 1) if rs.connected else 0.0,
+                "crash_count": 0,
+                "is_healthy": rs.available,
+                "is_master": rid == r.leader_id,
+                "last_updated": now,
+                "applied_timestamp": rs.applied_ts,
+                "weight": float(weights.get(rid, 0)),
+                "diverged": rs.diverged,
+                "last_error": rs.last_error,
+                "batches": rs.batches,
+                "entries_applied": rs.entries_applied,
+                "busy_ms": round(rs.busy_ms, 1),
+            })
+        return out
+
+    def quorum_view(self) -> dict[str, Any]:
+        r = self.replicator
+        weights = cabinet.weights_for(r.rule, r.ranking)
+        members = cabinet.cabinet_members(r.rule, r.ranking)
+        return {
+            "quorum": members,
+            "quorum_size": len(members),
+            "total_replicas": len(r.replicas),
+            "weights": {k: float(v) for k, v in weights.items()},
+            "threshold": float(r.rule.threshold),
+            "mode": r.rule.mode,
+            "failure_threshold": r.rule.t,
+            "ratio": float(r.rule.ratio),
+            "ranking": r.ranking,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the dashboard shows, in one value (pushed to browsers)."""
+        return {"time": time.time(), "status": self.status(), "replicas": self.replica_metrics(),
+                "quorum": self.quorum_view()}
+
     # --- housekeeping -----------------------------------------------------------------------
 
     async def _trim_loop(self) -> None:

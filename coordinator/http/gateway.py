@@ -95,22 +95,7 @@ async def transaction(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    coord = request.app[COORD]
-    r = coord.replicator
-    leader = r.leader
-    return json_response({
-        "current_master": leader.cfg.name,
-        "master_is_original": r.leader_id == coord.cfg.initial_leader.id,
-        "replicas": [rid for rid in r.replicas if rid != r.leader_id],
-        "leader": r.leader_id,
-        "epoch": r.epoch,
-        "commit_timestamp": r.commit_ts,
-        "mode": r.rule.mode,
-        "ready": r.active,
-        "fenced": r.fenced,
-        "inflight": r.inflight,
-        "cabinet": cabinet.cabinet_members(r.rule, r.ranking),
-    })
+    return json_response(request.app[COORD].status())
 
 
 # --- admin -------------------------------------------------------------------------------

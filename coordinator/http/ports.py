@@ -6,12 +6,8 @@ tells the same story at the same moment.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from aiohttp import web
 
-from .. import cabinet
 from ..errors import ApiError
 from ..service import Coordinator
 from .common import health_handler, json_response, make_app, read_json
@@ -37,42 +33,13 @@ def timestamp_app(coord: Coordinator, server_id: int) -> web.Application:
     return app
 
 
-def replica_metrics(coord: Coordinator) -> list[dict[str, Any]]:
-    r = coord.replicator
-    weights = cabinet.weights_for(r.rule, r.ranking)
-    candidates = coord.reads.candidates()
-    out = []
-    for rid, rs in r.replicas.items():
-        c = candidates[rid]
-        out.append({
-            "replica_id": rid,
-            "name": rs.cfg.name,
-            "latency_ms": round(rs.ack_ms, 3) if rs.ack_ms is not None else None,
-            "replication_lag": max(0, r.log.last_ts - rs.applied_ts),
-            "lag_ms": round(c.lag_ms, 1) if c.lag_ms != float("inf") else None,
-            "uptime_seconds": round(time.time() - coord.started_at, 1) if rs.connected else 0.0,
-            "crash_count": 0,
-            "is_healthy": rs.available,
-            "is_master": rid == r.leader_id,
-            "last_updated": time.time(),
-            "applied_timestamp": rs.applied_ts,
-            "weight": float(weights.get(rid, 0)),
-            "diverged": rs.diverged,
-            "batches": rs.batches,
-            "entries_applied": rs.entries_applied,
-            "busy_ms": round(rs.busy_ms, 1),
-            "last_error": rs.last_error,
-        })
-    return out
-
-
 def metrics_app(coord: Coordinator) -> web.Application:
     async def all_metrics(_request: web.Request) -> web.Response:
-        return json_response({"replicas": replica_metrics(coord), "master_timestamp": coord.replicator.commit_ts})
+        return json_response({"replicas": coord.replica_metrics(), "master_timestamp": coord.replicator.commit_ts})
 
     async def one(request: web.Request) -> web.Response:
         rid = request.match_info["replica_id"]
-        for m in replica_metrics(coord):
+        for m in coord.replica_metrics():
             if rid in (m["replica_id"], m["name"]):
                 return json_response(m)
         raise ApiError(404, "unknown_replica", f"no replica '{rid}' (known: {', '.join(coord.replicator.replicas)})")
@@ -89,20 +56,7 @@ def cabinet_app(coord: Coordinator) -> web.Application:
         op = data.get("operation", "write")
         if op not in ("write", "read"):
             raise ApiError(400, "bad_operation", "operation must be 'write' or 'read'")
-        r = coord.replicator
-        weights = cabinet.weights_for(r.rule, r.ranking)
-        members = cabinet.cabinet_members(r.rule, r.ranking)
-        return json_response({
-            "quorum": members,
-            "quorum_size": len(members),
-            "total_replicas": len(r.replicas),
-            "weights": {k: float(v) for k, v in weights.items()},
-            "threshold": float(r.rule.threshold),
-            "mode": r.rule.mode,
-            "failure_threshold": r.rule.t,
-            "ratio": float(r.rule.ratio),
-            "ranking": r.ranking,
-        })
+        return json_response(coord.quorum_view())
 
     app = _app(coord, "cabinet")
     app.router.add_post("/select-quorum", select_quorum)
