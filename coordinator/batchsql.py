@@ -24,6 +24,12 @@ class BindError(ValueError):
     """Parameters do not fit the statement's placeholders."""
 
 
+def literal(value: Any) -> str:
+    """One SQL literal for a value read back from the server (rebuild copies rows)."""
+    out = escape_item(value, CHARSET)
+    return out.decode() if isinstance(out, bytes) else out
+
+
 def _literal(value: Any) -> str:
     if isinstance(value, dict):
         raise BindError("a parameter cannot be an object")
@@ -119,10 +125,11 @@ def replay_fragment(e: Entry) -> str:
 
 def state_update(schema: str, epoch: int, applied: Entry | None = None, mark: int | None = None,
                  ddl_pending: int | None = None, leader: str | None = None) -> str:
-    """Update of the replica's state row. ``epoch_seen = epoch`` trips the table's
-    CHECK constraint when a newer coordinator has bumped the epoch: a stale
-    coordinator's batch fails there and rolls back (fencing, invariant I5)."""
-    sets = [f"epoch_seen={epoch}"]
+    """Update of the replica's state row. The table's CHECK (epoch_seen = epoch)
+    trips when the stored epoch is newer than ours (another coordinator started):
+    a stale coordinator's batch fails there and rolls back (fencing, invariant I5).
+    ``GREATEST`` lets our own epoch bumps (failovers) travel with ordinary batches."""
+    sets = [f"epoch=GREATEST(epoch, {epoch}), epoch_seen={epoch}"]
     if applied is not None:
         sets.append(f"applied_ts={applied.ts}, applied_epoch={applied.epoch}")
     if mark is not None:

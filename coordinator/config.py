@@ -89,6 +89,16 @@ class MonitorSection:
 
 
 @dataclass(frozen=True)
+class SeerSection:
+    proactive: bool = False  # switch leaders when another replica is clearly faster
+    margin: float = 0.3  # ... predicted at least this fraction faster
+    sustain_s: float = 10.0  # ... for this long
+    min_term_s: float = 60.0  # and never sooner than this after the last switch
+    crash_penalty_ms: float = 50.0
+    min_uptime_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class ControlSection:
     backend: str = "local"  # local | docker | none
     cluster_dir: str = "cluster"
@@ -114,6 +124,7 @@ class Config:
     replication: ReplicationSection = field(default_factory=ReplicationSection)
     reads: ReadsSection = field(default_factory=ReadsSection)
     monitor: MonitorSection = field(default_factory=MonitorSection)
+    seer: SeerSection = field(default_factory=SeerSection)
     control: ControlSection = field(default_factory=ControlSection)
     source: str = "<memory>"
 

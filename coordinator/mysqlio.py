@@ -126,3 +126,21 @@ async def fetch(conn: Any, sql: str, timeout_s: float) -> tuple[list[str], list[
     except BaseException:
         drop(conn)
         raise
+
+
+async def kill_quietly(conn: Any, thread_id: int, timeout_s: float) -> None:
+    """End a server connection of ours if it still exists, and wait (bounded) until it
+    is gone: KILL only flags the thread, and a transaction it was committing must be
+    finished, one way or the other, before anyone reads the state it touched."""
+    try:
+        await run(conn, f"KILL CONNECTION {int(thread_id)}", timeout_s)
+    except StatementError:
+        return  # already gone (1094 unknown thread)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        _, rows = await fetch(conn, f"SELECT COUNT(*) FROM information_schema.processlist WHERE id={int(thread_id)}",
+                              timeout_s)
+        if not rows or not rows[0][0]:
+            return
+        await asyncio.sleep(0.01)

@@ -50,6 +50,10 @@ class ReplicaState:
     trimmed_below: int = 0  # persisted log trimmed below this timestamp
     entries_applied: int = 0  # counters for batch-size figures (metrics)
     busy_ms: float = 0.0
+    healthy: bool = False  # the health monitor's verdict
+    rebuilding: bool = False
+    rebuild_progress: float | None = None  # percent while a rebuild copies data
+    thread_id: int | None = None  # server connection id of this replica's applier (killed on rejoin)
 
     @property
     def id(self) -> str:
@@ -57,7 +61,8 @@ class ReplicaState:
 
     @property
     def available(self) -> bool:
-        return self.connected and not self.diverged and not self.needs_rebuild
+        """Counts for quorum ranking and reads: reachable, healthy, and holding a true prefix."""
+        return self.connected and self.healthy and not (self.diverged or self.needs_rebuild or self.rebuilding)
 
 
 @dataclass
@@ -70,6 +75,7 @@ class WriteRequest:
     results: list[tuple[int, int]] = field(default_factory=list)
     ts: int = 0
     exact_mark: bool = False  # a NOOP that persists its own timestamp as the mark (clean stop)
+    logged: bool = False  # appended to the log (committed on the leader): never re-executed
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,11 @@ class Replicator:
         self._conns: dict[str, Any] = {}
         self.trim_below = 0
         self.on_commit: list[Callable[[int], None]] = []
+        self.on_leader_down: Callable[[str, str], None] | None = None
+        self.leading_enabled = True  # false while a failover or switchover is in progress
+        self._executing: list[WriteRequest] = []  # the leader batch in flight (requeued if the leader dies)
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self.catchup: Any = None  # catch-up/rebuild strategy (catchup.CatchUp), set by the service
         self._rerank()
 
     # --- endpoints and connections -------------------------------------------------
@@ -193,14 +204,48 @@ class Replicator:
 
     def start_workers(self) -> None:
         for rs in self.replicas.values():
-            self._tasks.append(asyncio.create_task(self._worker(rs), name=f"worker-{rs.id}"))
+            self._start_worker(rs)
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweeper"))
+
+    def _start_worker(self, rs: ReplicaState) -> None:
+        task = asyncio.create_task(self._worker(rs), name=f"worker-{rs.id}")
+        self._workers[rs.id] = task
+        self._tasks.append(task)
+
+    async def restart_worker(self, rid: str) -> None:
+        """Cancel a replica's worker (e.g. stuck in a round trip to a hung server) and
+        start a fresh one; the cancelled round trip's connection is dropped."""
+        old = self._workers.get(rid)
+        if old is not None:
+            old.cancel()
+            await asyncio.gather(old, return_exceptions=True)
+            if old in self._tasks:
+                self._tasks.remove(old)
+        self._drop(self.replicas[rid])
+        self.replicas[rid].connected = False
+        self._start_worker(self.replicas[rid])
+
+    def leader_work(self) -> list[WriteRequest]:
+        """The writes the leader holds but has not logged: its in-doubt and in-flight batches."""
+        reqs = list(self._in_doubt[1]) if self._in_doubt is not None else []
+        return reqs + list(self._executing)
+
+    def take_back_leader_work(self, reqs: list[WriteRequest]) -> int:
+        """The leader is gone: put its unlogged writes back at the head of the queue for
+        the next leader. If the old leader did commit some of them, it holds errant
+        entries and is rebuilt when it returns (never silently kept)."""
+        self._in_doubt = None
+        self._executing = []
+        live = [r for r in reqs if not r.future.done() and not r.logged]
+        self._requeue(live)
+        return len(live)
 
     async def stop_workers(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._workers.clear()
         for conn in self._conns.values():
             mysqlio.drop(conn)
         self._conns.clear()
@@ -260,9 +305,10 @@ class Replicator:
                     await asyncio.sleep(1)
                     continue
                 if rs.diverged or rs.needs_rebuild:
-                    await asyncio.sleep(retry)
+                    if self.catchup is None or not await self.catchup.rebuild(conn, rs):
+                        await asyncio.sleep(retry)
                     continue
-                if rs.id == self.leader_id and self.active:
+                if rs.id == self.leader_id and self.active and self.leading_enabled:
                     if self._in_doubt is not None:
                         await self._resolve_doubt(conn, rs)
                     elif rs.applied_ts < self.log.last_ts:
@@ -276,6 +322,8 @@ class Replicator:
             except ReplicaDown as exc:
                 self._conns.pop(rs.id, None)
                 self._mark_down(rs, str(exc))
+                if rs.id == self.leader_id and self.on_leader_down is not None:
+                    self.on_leader_down(rs.id, str(exc))
                 await asyncio.sleep(retry)
             except Fenced:
                 self._drop(rs)
@@ -297,6 +345,11 @@ class Replicator:
         try:
             await schema.ensure(conn, self.schema, self.cfg.coordinator.database, self._timeout)
             await mysqlio.run(conn, f"USE `{self.cfg.coordinator.database}`", self._timeout)
+            if rs.thread_id is not None:
+                # Our previous applier connection may still be alive server-side (the
+                # server was paused or the network cut mid-batch): end it before reading
+                # the state, so a stale transaction cannot commit after we looked.
+                await mysqlio.kill_quietly(conn, rs.thread_id, self._timeout)
             snap = await schema.read_state(conn, self.schema, self._timeout)
             if snap.epoch > self.epoch and self.epoch:
                 raise Fenced(f"replica epoch {snap.epoch} > ours {self.epoch}")
@@ -305,14 +358,20 @@ class Replicator:
                 entry = await schema.log_entry(conn, self.schema, snap.ddl_pending, self._timeout)
                 if entry is not None:
                     await self._apply_alone(conn, rs, entry, recovering=True)
+            if not (rs.diverged or rs.needs_rebuild) and self.catchup is not None:
+                why = await self.catchup.errant(rs)
+                if why:
+                    rs.needs_rebuild = True
+                    self.events.emit("replica_errant", f"{rs.cfg.name} holds entries that were never committed "
+                                     f"({why}); it will be rebuilt", replica=rs.id, applied_ts=rs.applied_ts,
+                                     applied_epoch=rs.applied_epoch)
         except BaseException:
             mysqlio.drop(conn)
             raise
+        rs.thread_id = conn.thread_id()
         self._conns[rs.id] = conn
         if not rs.connected:
             rs.connected = True
-            self.events.emit("replica_up", f"{rs.cfg.name} is reachable (applied timestamp {rs.applied_ts})",
-                             replica=rs.id, applied_ts=rs.applied_ts)
             self._rerank()
         return conn
 
@@ -320,7 +379,6 @@ class Replicator:
         rs.last_error = why
         if rs.connected:
             rs.connected = False
-            self.events.emit("replica_down", f"{rs.cfg.name} is unreachable: {why}", replica=rs.id, error=why)
             self._rerank()
 
     def _diverge(self, rs: ReplicaState, exc: StatementError) -> None:
@@ -337,13 +395,15 @@ class Replicator:
     async def _follow_once(self, conn: Any, rs: ReplicaState) -> None:
         entries = self.log.after(rs.applied_ts, self.cfg.replication.max_batch_entries)
         if entries is None:
-            if not rs.needs_rebuild:
-                rs.needs_rebuild = True
-                self.events.emit("replica_behind_log",
-                                 f"{rs.cfg.name} is behind the in-memory log (applied {rs.applied_ts}, log starts "
-                                 f"after {self.log.floor_ts}); it needs a catch-up from a peer or a rebuild",
-                                 replica=rs.id, applied_ts=rs.applied_ts)
-                self._rerank()
+            # Behind the in-memory tail: replay a peer's persisted log, else rebuild.
+            if self.catchup is None or not await self.catchup.from_peer(conn, rs):
+                if not rs.needs_rebuild:
+                    rs.needs_rebuild = True
+                    self.events.emit("replica_behind_log",
+                                     f"{rs.cfg.name} is behind every available log (applied {rs.applied_ts}, "
+                                     f"in-memory log starts after {self.log.floor_ts}); it will be rebuilt",
+                                     replica=rs.id, applied_ts=rs.applied_ts)
+                    self._rerank()
             return
         if not entries:
             event = self._appended
@@ -359,15 +419,26 @@ class Replicator:
 
     async def _apply_batch(self, conn: Any, rs: ReplicaState, entries: list[Entry]) -> None:
         trim = self._trim_for(rs)
-        sql = batchsql.follower_batch(self.schema, self.epoch, entries, trim)
+        epoch = self.epoch
+        sql = batchsql.follower_batch(self.schema, epoch, entries, trim)
         started = time.perf_counter()
         try:
             await mysqlio.run(conn, sql, self._timeout)
-        except (StatementError, Fenced):
+        except StatementError:
             await self._rollback(conn)
+            raise
+        except Fenced:
+            await self._rollback(conn)
+            self._check_own_epoch(epoch)
             raise
         rs.trimmed_below = max(rs.trimmed_below, trim)
         self._applied(rs, entries[-1], (time.perf_counter() - started) * 1000, len(entries))
+
+    def _check_own_epoch(self, used: int) -> None:
+        """A fence check failed. If our own epoch moved on since the batch was built
+        (a failover bumped it), that batch is merely stale: retry it, don't stop."""
+        if used != self.epoch:
+            raise ReplicaDown(f"epoch changed from {used} to {self.epoch} during the batch; retrying")
 
     def _trim_for(self, rs: ReplicaState) -> int:
         return self.trim_below if self.trim_below > rs.trimmed_below else 0
@@ -416,6 +487,8 @@ class Replicator:
             except TimeoutError:
                 pass
             return
+        if not self.leading_enabled or rs.id != self.leader_id:
+            return  # a switchover began while we waited
         batch = self._take_batch()
         if not batch:
             return
@@ -445,6 +518,15 @@ class Replicator:
     async def _lead_batch(self, conn: Any, rs: ReplicaState, batch: list[WriteRequest]) -> None:
         started = time.perf_counter()
         time_us = time.time_ns() // 1000
+        epoch = self.epoch
+        self._executing = batch
+        try:
+            await self._lead_batch_inner(conn, rs, batch, started, time_us, epoch)
+        finally:
+            self._executing = []
+
+    async def _lead_batch_inner(self, conn: Any, rs: ReplicaState, batch: list[WriteRequest], started: float,
+                                time_us: int, epoch: int) -> None:
         pending = batch
         done: list[WriteRequest] = []
         begin = True
@@ -484,9 +566,12 @@ class Replicator:
         entries = self._entries(done, time_us)
         trim = self._trim_for(rs)
         try:
-            await mysqlio.run(conn, batchsql.leader_commit(self.schema, self.epoch, entries, trim), self._timeout)
+            await mysqlio.run(conn, batchsql.leader_commit(self.schema, epoch, entries, trim), self._timeout)
         except Fenced:
             await self._rollback(conn)
+            if epoch != self.epoch:
+                self._requeue(done)
+                raise ReplicaDown("epoch changed during the batch; retrying") from None
             for r in done:
                 self._fail(r, ApiError(503, "fenced", "this coordinator was fenced off by a newer one; not committed"))
             raise
@@ -501,6 +586,13 @@ class Replicator:
         self._append(rs, entries, done)
 
     async def _lead_alone(self, conn: Any, rs: ReplicaState, req: WriteRequest) -> None:
+        self._executing = [req]
+        try:
+            await self._lead_alone_inner(conn, rs, req)
+        finally:
+            self._executing = []
+
+    async def _lead_alone_inner(self, conn: Any, rs: ReplicaState, req: WriteRequest) -> None:
         time_us = time.time_ns() // 1000
         [entry] = self._entries([req], time_us)
         try:
@@ -576,6 +668,8 @@ class Replicator:
         for e in entries:
             if e.mark:
                 self._marks.append((e.ts, e.mark))
+        for req in done:
+            req.logged = True
         self._waiters.extend(done)
         rs.applied_ts, rs.applied_epoch = entries[-1].ts, entries[-1].epoch
         self._appended.set()
@@ -587,6 +681,7 @@ class Replicator:
         for r in reversed(reqs):
             if not r.future.done():
                 r.results = []
+                r.ts = 0
                 self._queue.appendleft(r)
         self._queue_event.set()
 
@@ -641,8 +736,9 @@ class Replicator:
         self.rule = self.rule.with_mode(mode)
         self._recompute_commit()
 
-    def replace_log_state(self, entries: list[Entry], floor: int, last_ts: int) -> None:
+    def replace_log_state(self, entries: list[Entry], floor: int, last_ts: int,
+                          floor_epoch: int | None = None) -> None:
         """Adopt a recovered log tail: ``entries`` are every entry in (floor, last_ts]."""
-        self.log.reset(last_ts=floor)
+        self.log.reset(last_ts=floor, floor_epoch=floor_epoch)
         self.log.append(entries)
         self.log.last_ts = max(self.log.last_ts, last_ts)

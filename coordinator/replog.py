@@ -58,6 +58,7 @@ class ReplicatedLog:
     entries: list[Entry] = field(default_factory=list)
     last_ts: int = 0  # highest timestamp appended (also known when the tail is empty)
     floor_ts: int = 0  # entries with ts <= floor_ts are no longer held in memory
+    floor_epoch: int | None = None  # epoch of the entry at floor_ts, when known (history checks)
 
     def append(self, batch: list[Entry]) -> None:
         for e in batch:
@@ -82,14 +83,23 @@ class ReplicatedLog:
             out.append(e)
         return out
 
+    def get(self, ts: int) -> Entry | None:
+        """The entry with exactly this timestamp, if held in memory."""
+        i = bisect.bisect_left(self.entries, ts, key=_ts)
+        if i < len(self.entries) and self.entries[i].ts == ts:
+            return self.entries[i]
+        return None
+
     def trim(self, keep: int) -> None:
         """Keep at most ``keep`` entries in memory (the oldest go first)."""
         excess = len(self.entries) - keep
         if excess > 0:
             self.floor_ts = self.entries[excess - 1].ts
+            self.floor_epoch = self.entries[excess - 1].epoch
             del self.entries[:excess]
 
-    def reset(self, last_ts: int = 0) -> None:
+    def reset(self, last_ts: int = 0, floor_epoch: int | None = None) -> None:
         self.entries.clear()
         self.last_ts = last_ts
         self.floor_ts = last_ts
+        self.floor_epoch = floor_epoch

@@ -186,12 +186,12 @@ def _score(
 ) -> CandidateScore:
     reason = _ineligible_reason(c, excluded, params)
     exec_ms, wait = _known(c.exec_ms, params), None
-    if reason is None or reason == "excluded" or reason.startswith("cannot catch up"):
-        # Healthy enough to lead: show its prediction even when not electable.
+    if _can_follow(c):
+        # Able to lead: show its prediction even when excluded or too far behind.
         exec_ms, wait = predict_commit_ms(c, all_, rule, params)
         if wait is None and reason is None:
-            healthy = sum(1 for o in all_ if o.id != c.id and _can_follow(o))
-            reason = f"no commit quorum possible: only {healthy} healthy follower(s) under {rule.mode}"
+            up = sum(1 for o in all_ if o.id != c.id and _can_follow(o))
+            reason = f"no commit quorum possible: only {up} healthy follower(s) under {rule.mode}"
     instability = _instability_ms(c, params)
     catchup = max(c.lag_entries, 0) * params.catchup_ms_per_entry
     predicted = None if wait is None else exec_ms + wait
@@ -307,7 +307,8 @@ class SwitchTracker:
             return None
         if self.candidate != best.id or self.better_since is None:
             self.candidate, self.better_since = best.id, now
-        if now - self.better_since >= self.policy.sustain_s and now - self.last_switch >= self.policy.min_term_s:
+        sustained = now - self.better_since >= self.policy.sustain_s
+        if sustained and now - self.last_switch >= self.policy.min_term_s:
             return best.id
         return None
 

@@ -16,8 +16,12 @@ from typing import Any
 
 import structlog
 
-from . import cabinet, mysqlio, schema
+from . import cabinet, control, mysqlio, schema, seer
+from .catchup import CatchUp
 from .config import Config
+from .failover import FailoverManager
+from .health import HealthTracker
+from .monitor import Monitor
 from .errors import ApiError, ReplicaDown, StatementError
 from .events import EventLog
 from .reads import ReadRouter
@@ -47,18 +51,41 @@ class Coordinator:
         n = len(cfg.replicas)
         self.rule = cabinet.QuorumRule.build(n, cfg.quorum.failure_threshold, cfg.quorum.mode)
         self.replicator = Replicator(cfg, self.events, self.rule)
+        self.replicator.catchup = CatchUp(self.replicator)
         self.reads = ReadRouter(self.replicator, cfg)
+        self.monitor = Monitor(cfg, self.replicator.endpoint, cfg.coordinator.internal_schema, self._health_changed)
+        self.failover = FailoverManager(self.replicator, self.monitor.trackers)
+        self.failover.params = seer.SeerParams(crash_penalty_ms=cfg.seer.crash_penalty_ms,
+                                               min_uptime_s=cfg.seer.min_uptime_s)
+        self.replicator.on_leader_down = self.failover.leader_suspected
+        self.control = control.build(cfg)
         self.started_at = time.time()
         self.ready = asyncio.Event()
         self._resetting = asyncio.Lock()
+        self.stopped_master: str | None = None  # set by /admin/stop-master for /admin/start-master
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def n(self) -> int:
         return len(self.cfg.replicas)
 
+    def _health_changed(self, rid: str, healthy: bool, tracker: HealthTracker) -> None:
+        rs = self.replicator.replicas[rid]
+        rs.healthy = healthy
+        if healthy:
+            self.events.emit("replica_up", f"{rs.cfg.name} is healthy (poll {tracker.last_latency_ms or 0:.1f} ms)",
+                             replica=rid)
+        else:
+            self.events.emit("replica_down", f"{rs.cfg.name} is unhealthy: {tracker.last_error}",
+                             replica=rid, error=tracker.last_error, crash_count=tracker.crash_count)
+            if rid == self.replicator.leader_id:
+                self.failover.leader_suspected(rid, tracker.last_error)
+        self.replicator._rerank()
+
     async def start(self) -> None:
-        for coro, name in ((self._recover_and_run(), "recovery"), (self._trim_loop(), "trim")):
+        self.monitor.start()
+        for coro, name in ((self._recover_and_run(), "recovery"), (self._trim_loop(), "trim"),
+                           (self._proactive_loop(), "proactive-seer")):
             task = asyncio.create_task(coro, name=name)
             task.add_done_callback(_report_crash)
             self._tasks.append(task)
@@ -73,6 +100,7 @@ class Coordinator:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.monitor.stop()
         await r.stop()
         self.reads.close()
 
@@ -110,6 +138,7 @@ class Coordinator:
             await asyncio.sleep(1.0)
         self.replicator.start_workers()
         self.ready.set()
+        self._tasks.append(asyncio.create_task(self._leader_watchdog(), name="leader-watchdog"))
         if self.replicator.log.last_ts == 0 and self._fresh:
             await self._bootstrap_demo()
 
@@ -123,8 +152,12 @@ class Coordinator:
         low = min(p.snap.applied_ts for p in probes)
         limit = self.cfg.replication.memory_log_entries
         floor = max(low, source.snap.log_floor - 1, source.snap.applied_ts - limit)
-        entries = await schema.read_log(source.conn, r.schema, floor, limit, t)
-        entries = [e for e in entries if e.ts <= source.snap.applied_ts]
+        entries = await schema.read_log(source.conn, r.schema, floor - 1, limit + 1, t) if floor else []
+        floor_epoch = entries[0].epoch if entries and entries[0].ts == floor else None
+        entries = [e for e in entries if floor < e.ts <= source.snap.applied_ts]
+        if floor == 0:
+            entries = await schema.read_log(source.conn, r.schema, 0, limit, t)
+            entries = [e for e in entries if e.ts <= source.snap.applied_ts]
         epoch = max(p.snap.epoch for p in probes) + 1
         leader = source.snap.leader_id if source.snap.leader_id in r.replicas else self.cfg.initial_leader.id
         bumped = 0
@@ -141,7 +174,7 @@ class Coordinator:
         r.leader_id = leader
         r.alloc = TimestampAllocator.recovered(highest, max(p.snap.ts_mark for p in probes),
                                                self.cfg.replication.timestamp_window)
-        r.replace_log_state(entries, floor, highest)
+        r.replace_log_state(entries, floor, highest, floor_epoch)
         r.commit_ts = highest
         for p in probes:
             rs = r.replicas[p.rid]
@@ -252,7 +285,9 @@ class Coordinator:
         candidates = self.reads.candidates()
         now = time.time()
         out = []
+        mono = time.monotonic()
         for rid, rs in r.replicas.items():
+            tr = self.monitor.trackers[rid]
             lag_ms = candidates[rid].lag_ms
             out.append({
                 "replica_id": rid,
@@ -260,9 +295,12 @@ class Coordinator:
                 "latency_ms": round(rs.ack_ms, 3) if rs.ack_ms is not None else None,
                 "replication_lag": max(0, r.log.last_ts - rs.applied_ts),
                 "lag_ms": round(lag_ms, 1) if lag_ms != float("inf") else None,
-                "uptime_seconds": round(now - self.started_at, 1) if rs.connected else 0.0,
-                "crash_count": 0,
+                "uptime_seconds": round(tr.uptime_s(mono), 1),
+                "crash_count": tr.crash_count,
                 "is_healthy": rs.available,
+                "poll_latency_ms": round(tr.latency_ms, 3) if tr.latency_ms is not None else None,
+                "state": self._state(rs, tr),
+                "rebuild_progress": rs.rebuild_progress,
                 "is_master": rid == r.leader_id,
                 "last_updated": now,
                 "applied_timestamp": rs.applied_ts,
@@ -274,6 +312,20 @@ class Coordinator:
                 "busy_ms": round(rs.busy_ms, 1),
             })
         return out
+
+    @staticmethod
+    def _state(rs: Any, tr: HealthTracker) -> str:
+        if rs.rebuilding:
+            return "rebuilding"
+        if rs.diverged:
+            return "diverged"
+        if rs.needs_rebuild:
+            return "needs_rebuild"
+        if not tr.healthy:
+            return "down"
+        if not rs.connected:
+            return "connecting"
+        return "healthy"
 
     def quorum_view(self) -> dict[str, Any]:
         r = self.replicator
@@ -294,7 +346,40 @@ class Coordinator:
     def snapshot(self) -> dict[str, Any]:
         """Everything the dashboard shows, in one value (pushed to browsers)."""
         return {"time": time.time(), "status": self.status(), "replicas": self.replica_metrics(),
-                "quorum": self.quorum_view()}
+                "quorum": self.quorum_view(),
+                "seer": {"dry_run": self.failover.dry_run().to_dict(), "last": self.failover.last_election},
+                "control": {"backend": self.control.name, "available": self.control.available,
+                            "reason": self.control.reason}}
+
+    async def _leader_watchdog(self) -> None:
+        """Catches a leader that is down without a health transition to report it (for
+        instance already down when the coordinator started)."""
+        await asyncio.sleep(1.0)
+        while True:
+            r = self.replicator
+            tr = self.monitor.trackers[r.leader_id]
+            if r.active and not tr.healthy and tr.misses >= 1:
+                self.failover.leader_suspected(r.leader_id, tr.last_error or "not answering")
+            await asyncio.sleep(self.cfg.monitor.poll_interval_ms / 1000)
+
+    async def _proactive_loop(self) -> None:
+        """Optional SEER switch: another replica predicted clearly faster for a sustained
+        time (and not too soon after the last switch) takes over gracefully."""
+        sc = self.cfg.seer
+        tracker = seer.SwitchTracker(seer.SwitchPolicy(sc.margin, sc.sustain_s, sc.min_term_s))
+        while True:
+            await asyncio.sleep(1.0)
+            if not sc.proactive or not self.replicator.active or self.failover.lock.locked():
+                continue
+            now = time.monotonic()
+            target = tracker.observe(now, self.failover.dry_run(), self.replicator.leader_id)
+            if target is not None:
+                try:
+                    await self.failover.failover("proactive SEER switch: predicted clearly faster",
+                                                 target=target, planned=True)
+                    tracker.switched(now)
+                except ApiError as exc:
+                    log.warning("proactive_switch_failed", error=exc.message)
 
     # --- housekeeping -----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import pytest
 
 from coordinator import localcluster
 from coordinator.localcluster import ClusterError, LocalCluster, pids_matching, proc_state, short_path
-from tests.clusterfixtures import cluster, free_port, running_cluster  # noqa: F401
+from tests.clusterfixtures import free_port, running_cluster  # noqa: F401  (cluster fixture: conftest)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, str(REPO_ROOT / "scripts" / "cluster.py")]

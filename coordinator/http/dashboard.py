@@ -1,15 +1,269 @@
-"""The live dashboard at ``GET /`` (placeholder until the dashboard lands)."""
+"""The live dashboard: ``GET /`` serves the page, ``GET /dashboard/stream`` pushes the cluster.
+
+One sampler per gateway app takes ``coord.snapshot()`` every ``SAMPLE_S`` and keeps a
+few minutes of chart points (write throughput from the change of ``commit_timestamp``,
+write latency p50/p99 when the core records it, per-replica lag), so a browser that
+connects gets the recent history at once and every browser sees the same numbers.
+
+The stream is Server-Sent Events. Messages, in order, for each connection:
+
+- ``event: hello``    ``{"server_time", "sample_s", "history": [point…], "controls": {…}}``
+- ``event: event``    one per recent event of ``coord.events`` (oldest first), then each new one
+- ``event: snapshot`` ``coord.snapshot()`` plus ``"chart": point``, at once and every ``SAMPLE_S``
+- ``: ping`` comment lines as a heartbeat when nothing else was sent for a while.
+
+A point is ``{"t", "commit_timestamp", "writes_per_s", "latency_ms_p50", "latency_ms_p99",
+"latency_samples", "lag": {replica_id: entries}, "lag_ms": {replica_id: ms|None}}``.
+
+A stream ends when the client goes away (the next write fails) or the app shuts down;
+its event subscription is always released.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from importlib import resources
 from typing import Any
 
+import orjson
+import structlog
 from aiohttp import web
+
+log = structlog.get_logger("coordinator.dashboard")
+
+SAMPLE_S = 0.5
+HISTORY_S = 300.0
+HEARTBEAT_S = 10.0
+RECENT_EVENTS = 200
+
+_STATIC = resources.files("coordinator") / "static"
+_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+_NAME = re.compile(r"^[A-Za-z0-9_-]+\.[a-z0-9]+$")
+
+# Endpoints the page's controls call, as (method, example path): the page disables a
+# control whose endpoint this gateway does not route, and says why.
+_CONTROL_ENDPOINTS = {
+    "replica": ("POST", "/admin/replicas/replica-x/stop"),
+    "fault": ("POST", "/admin/replicas/replica-x/fault"),
+    "failover": ("POST", "/admin/trigger-failover"),
+    "stop_master": ("POST", "/admin/stop-master"),
+    "start_master": ("POST", "/admin/start-master"),
+    "mode": ("POST", "/admin/replication-mode"),
+    "reset": ("POST", "/admin/reset"),
+}
+_BACKEND_CONTROLS = ("replica", "fault", "stop_master", "start_master")
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty list."""
+    k = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+class Sampler:
+    """Chart points over the last ``HISTORY_S``, taken every ``SAMPLE_S`` from the coordinator."""
+
+    def __init__(self, coord: Any) -> None:
+        self.coord = coord
+        self.history: deque[dict[str, Any]] = deque(maxlen=int(HISTORY_S / SAMPLE_S) + 1)
+        self.latest: dict[str, Any] | None = None
+        self.closing = asyncio.Event()
+        self._prev: tuple[float, int] | None = None
+        self._lat_seen = 0.0  # time of the newest latency sample already counted
+
+    def _latencies(self, now: float) -> list[float]:
+        """Write latencies acknowledged since the previous point, when the core records them
+        as ``coord.write_latency_ms``: recent ``(time.time() of the ack, latency ms)`` pairs."""
+        samples = getattr(self.coord, "write_latency_ms", None)
+        if not samples:
+            return []
+        try:
+            fresh = [(t, ms) for t, ms in list(samples) if t > self._lat_seen]
+        except (TypeError, ValueError):
+            return []
+        if fresh:
+            self._lat_seen = max(t for t, _ in fresh)
+        return sorted(float(ms) for t, ms in fresh if t > now - 5 * SAMPLE_S)
+
+    def take(self) -> dict[str, Any]:
+        snap = self.coord.snapshot()
+        now = float(snap.get("time") or time.time())
+        commit = int(snap.get("status", {}).get("commit_timestamp") or 0)
+        rate = 0.0
+        if self._prev is not None:
+            t0, c0 = self._prev
+            if now > t0 and commit >= c0:  # a reset restarts timestamps: no negative rates
+                rate = (commit - c0) / (now - t0)
+        self._prev = (now, commit)
+        lat = self._latencies(now)
+        replicas = snap.get("replicas") or []
+        point = {
+            "t": now,
+            "commit_timestamp": commit,
+            "writes_per_s": round(rate, 2),
+            "latency_ms_p50": round(_percentile(lat, 0.50), 3) if lat else None,
+            "latency_ms_p99": round(_percentile(lat, 0.99), 3) if lat else None,
+            "latency_samples": len(lat),
+            "lag": {r["replica_id"]: r.get("replication_lag") for r in replicas},
+            "lag_ms": {r["replica_id"]: r.get("lag_ms") for r in replicas},
+        }
+        self.history.append(point)
+        snap["chart"] = point
+        self.latest = snap
+        return snap
+
+    async def run(self) -> None:
+        while not self.closing.is_set():
+            try:
+                self.take()
+            except Exception:  # a view bug must not stop the dashboard; log it once per tick
+                log.exception("dashboard_sample_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), SAMPLE_S)
+
+
+SAMPLER = web.AppKey("dashboard_sampler", Sampler)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS) + b"\n\n"
+
+
+def _routed(app: web.Application) -> list[tuple[str, re.Pattern[str]]]:
+    out = []
+    for route in app.router.routes():
+        canonical = route.resource.canonical if route.resource is not None else ""
+        pattern = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(canonical)) + "$"
+        out.append((route.method, re.compile(pattern)))
+    return out
+
+
+def controls(request: web.Request, coord: Any) -> dict[str, Any]:
+    """Which controls the page may offer here, and if not, why (shown next to the control)."""
+    cfg = coord.cfg
+    routes = _routed(request.app)
+    backend = getattr(getattr(cfg, "control", None), "backend", "local")
+    admin_host = cfg.coordinator.admin_host
+    allowed = {admin_host} | ({"127.0.0.1", "::1"} if admin_host in ("127.0.0.1", "localhost") else set())
+    remote_ok = "0.0.0.0" in allowed or request.remote in allowed
+    out: dict[str, Any] = {}
+    for name, (method, path) in _CONTROL_ENDPOINTS.items():
+        reason = ""
+        if not any(m in (method, "*") and p.match(path) for m, p in routes):
+            reason = f"this coordinator has no {method} {path.replace('replica-x', '{id}')} yet"
+        elif not remote_ok:
+            reason = f"admin endpoints answer only on {admin_host}; open the dashboard from there"
+        elif backend == "none" and name in _BACKEND_CONTROLS:
+            reason = "control backend is 'none' (set control.backend in the config)"
+        out[name] = {"enabled": not reason, "reason": reason}
+    return {"controls": out, "backend": backend, "token_required": bool(cfg.coordinator.admin_token)}
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    coord = request.app[_COORD_KEY]
+    sampler = request.app[SAMPLER]
+    queue = coord.events.subscribe()
+    try:
+        resp = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache, no-store",
+            "X-Accel-Buffering": "no",
+        })
+        await resp.prepare(request)
+        if sampler.latest is None:
+            sampler.take()
+        snap = {**coord.snapshot(), "chart": sampler.history[-1]}  # fresh state, latest chart point
+        hello = {"server_time": time.time(), "sample_s": SAMPLE_S, "history": list(sampler.history),
+                 **controls(request, coord)}
+        out = [b"retry: 2000\n\n", _sse("hello", hello)]
+        out += [_sse("event", e) for e in coord.events.recent(RECENT_EVENTS)]
+        out.append(_sse("snapshot", snap))
+        await resp.write(b"".join(out))
+        sent = last_write = time.monotonic()
+        last_snap = sampler.latest
+        while not sampler.closing.is_set():
+            try:
+                event = await asyncio.wait_for(queue.get(), SAMPLE_S / 5)
+            except TimeoutError:
+                event = None
+            chunks = [] if event is None else [_sse("event", event)]
+            while not queue.empty():
+                chunks.append(_sse("event", queue.get_nowait()))
+            now = time.monotonic()
+            if sampler.latest is not last_snap and sampler.latest is not None and now - sent >= SAMPLE_S * 0.8:
+                last_snap = sampler.latest
+                chunks.append(_sse("snapshot", last_snap))
+                sent = now
+            if not chunks and now - last_write >= HEARTBEAT_S:
+                chunks.append(b": ping\n\n")
+            if chunks:
+                await resp.write(b"".join(chunks))  # raises once the client is gone
+                last_write = now
+        return resp
+    finally:
+        coord.events.unsubscribe(queue)
+
+
+def _static(request: web.Request, name: str) -> web.Response:
+    if not _NAME.match(name):
+        raise web.HTTPNotFound()
+    file = _STATIC / name
+    suffix = "." + name.rsplit(".", 1)[1]
+    if suffix not in _TYPES or not file.is_file():
+        raise web.HTTPNotFound()
+    body = file.read_bytes()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    # no-cache = revalidate every time (cheap 304): a restarted coordinator may bring a new page
+    headers = {"Cache-Control": "no-cache", "ETag": etag, "X-Content-Type-Options": "nosniff"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    ctype = _TYPES[suffix]
+    return web.Response(body=body, content_type=ctype, charset="utf-8" if ctype.startswith("text") else None,
+                        headers=headers)
+
+
+async def index(request: web.Request) -> web.Response:
+    return _static(request, "index.html")
+
+
+async def static(request: web.Request) -> web.Response:
+    return _static(request, request.match_info["name"])
+
+
+_COORD_KEY = web.AppKey("dashboard_coordinator", object)
 
 
 def setup(app: web.Application, coord: Any) -> None:
-    async def index(_request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><title>Quorum coordinator</title><p>Dashboard coming.</p>",
-                            content_type="text/html")
+    sampler = Sampler(coord)
+    app[SAMPLER] = sampler
+    app[_COORD_KEY] = coord
 
+    async def run_sampler(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sampler.run(), name="dashboard-sampler")
+        yield
+        sampler.closing.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def end_streams(_app: web.Application) -> None:
+        sampler.closing.set()  # open streams return within SAMPLE_S/5, so shutdown never waits on them
+
+    app.cleanup_ctx.append(run_sampler)
+    app.on_shutdown.append(end_streams)
     app.router.add_get("/", index)
+    app.router.add_get("/dashboard/stream", stream)
+    app.router.add_get("/static/{name}", static)

@@ -14,6 +14,7 @@ from ..errors import ApiError
 from ..replication import WriteOutcome
 from ..replog import EntryKind
 from ..service import Coordinator
+from . import admin as admin_routes
 from . import dashboard
 from .common import field, health_handler, json_response, make_app, read_json
 
@@ -160,5 +161,6 @@ def build(coord: Coordinator) -> web.Application:
     app.router.add_post("/admin/replication-mode", admin(replication_mode))
     app.router.add_get("/admin/events", admin(events))
     app.router.add_post("/admin/reset", admin(reset))
+    admin_routes.setup(app, admin)
     dashboard.setup(app, coord)
     return app

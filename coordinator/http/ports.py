@@ -64,4 +64,18 @@ def cabinet_app(coord: Coordinator) -> web.Application:
 
 
 def seer_app(coord: Coordinator) -> web.Application:
-    return _app(coord, "seer")
+    async def elect_leader(request: web.Request) -> web.Response:
+        """Dry run: who SEER would elect now, and why every other replica would not."""
+        data = await read_json(request, required=False)
+        exclude = data.get("exclude_replicas") or []
+        if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+            raise ApiError(400, "bad_field", "field 'exclude_replicas' must be a list of replica ids")
+        election = coord.failover.dry_run(exclude=exclude)
+        body = election.to_dict()
+        if election.leader_id is None:
+            raise ApiError(503, "no_eligible_leader", f"no replica is eligible: {election.reason}", **body)
+        return json_response(body)
+
+    app = _app(coord, "seer")
+    app.router.add_post("/elect-leader", elect_leader)
+    return app

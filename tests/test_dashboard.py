@@ -1,0 +1,178 @@
+"""The dashboard's HTTP side: the page and its static files, and the shape of the push stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.conftest import Running, wait_for
+
+pytestmark = pytest.mark.mariadb
+
+
+async def read_messages(resp: aiohttp.ClientResponse, until: Any, timeout: float = 10) -> list[tuple[str, Any]]:
+    """Parse ``event:``/``data:`` blocks until ``until(messages)`` is true."""
+    messages: list[tuple[str, Any]] = []
+    event, data = "message", []
+    deadline = time.monotonic() + timeout
+    while not until(messages):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"stream did not deliver in {timeout}s; got {[m[0] for m in messages]}")
+        raw = await asyncio.wait_for(resp.content.readline(), left)
+        if not raw:
+            raise AssertionError("stream ended early")
+        line = raw.decode().rstrip("\n")
+        if line == "":
+            if data:
+                messages.append((event, orjson.loads("\n".join(data))))
+            event, data = "message", []
+        elif line.startswith(":") or line.startswith("retry:"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+    return messages
+
+
+async def test_index_serves_the_app(fresh: Running) -> None:
+    async with fresh.session.get(fresh.url(path="/")) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/html"
+        html = await resp.text()
+        etag = resp.headers["ETag"]
+        assert "no-cache" in resp.headers["Cache-Control"]
+    assert "/static/app.js" in html and "/static/style.css" in html and 'id="replicas"' in html
+    async with fresh.session.get(fresh.url(path="/"), headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 304
+
+
+@pytest.mark.parametrize("name,ctype", [("app.js", "text/javascript"), ("charts.js", "text/javascript"),
+                                        ("style.css", "text/css"), ("index.html", "text/html")])
+async def test_static_files_have_content_types(fresh: Running, name: str, ctype: str) -> None:
+    async with fresh.session.get(fresh.url(path=f"/static/{name}")) as resp:
+        assert resp.status == 200
+        assert resp.content_type == ctype
+        assert resp.charset == "utf-8"
+        assert len(await resp.read()) > 100
+
+
+@pytest.mark.parametrize("path", ["/static/nope.js", "/static/..%2Fdashboard.py", "/static/app.py"])
+async def test_unknown_static_files_are_json_404(fresh: Running, path: str) -> None:
+    async with fresh.session.get(fresh.url(path=path)) as resp:
+        assert resp.status == 404
+        body = await resp.json()
+        assert body["success"] is False and body["code"] == "not_found"
+
+
+async def test_stream_first_messages_have_the_documented_shape(fresh: Running) -> None:
+    st, body = await fresh.write("INSERT INTO users (name, email) VALUES ('dash', 'dash-shape@example.com')")
+    assert st == 200, body
+    async with fresh.session.get(fresh.url(path="/dashboard/stream")) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/event-stream"
+        assert "no-cache" in resp.headers["Cache-Control"]
+        msgs = await read_messages(resp, lambda m: sum(1 for k, _ in m if k == "snapshot") >= 2)
+
+    kinds = [k for k, _ in msgs]
+    assert kinds[0] == "hello"
+    hello = msgs[0][1]
+    assert isinstance(hello["history"], list)
+    assert hello["sample_s"] > 0
+    assert set(hello["controls"]) >= {"replica", "fault", "failover", "stop_master", "start_master", "mode", "reset"}
+    for c in hello["controls"].values():
+        assert isinstance(c["enabled"], bool) and isinstance(c["reason"], str)
+        assert c["enabled"] or c["reason"]  # a disabled control always says why
+    assert hello["controls"]["mode"]["enabled"] and hello["controls"]["reset"]["enabled"]
+
+    # recent events come before the first snapshot, oldest first
+    first_snap = kinds.index("snapshot")
+    events = [d for k, d in msgs[:first_snap] if k == "event"]
+    assert events, "recent events are sent on connect"
+    for e in events:
+        assert isinstance(e["id"], int) and isinstance(e["kind"], str) and isinstance(e["message"], str)
+        assert isinstance(e["time"], float)
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert "epoch" in {e["kind"] for e in events}
+
+    snaps = [d for k, d in msgs if k == "snapshot"]
+    for snap in snaps:
+        assert {"time", "status", "replicas", "quorum", "chart"} <= set(snap)
+        assert snap["status"]["current_master"] == "mysql-replica-4"
+        assert snap["status"]["commit_timestamp"] >= body["timestamp"]
+        assert len(snap["replicas"]) == 4
+        assert sum(1 for r in snap["replicas"] if r["is_master"]) == 1
+        for r in snap["replicas"]:
+            assert {"replica_id", "name", "is_healthy", "applied_timestamp", "replication_lag", "weight"} <= set(r)
+        assert snap["quorum"]["mode"] == "cabinet"
+        point = snap["chart"]
+        assert {"t", "commit_timestamp", "writes_per_s", "latency_ms_p50", "latency_ms_p99", "lag", "lag_ms"} <= set(point)
+        assert set(point["lag"]) == {r["replica_id"] for r in snap["replicas"]}
+    assert snaps[1]["time"] > snaps[0]["time"]
+
+
+async def test_stream_pushes_new_events_and_snapshots_twice_a_second(fresh: Running) -> None:
+    async with fresh.session.get(fresh.url(path="/dashboard/stream")) as resp:
+        await read_messages(resp, lambda m: any(k == "snapshot" for k, _ in m))
+        started = time.monotonic()
+        st, _ = await fresh.post("/admin/replication-mode", {"mode": "majority"})
+        assert st == 200
+        msgs = await read_messages(resp, lambda m: any(k == "event" and d["kind"] == "mode" for k, d in m)
+                                   and sum(1 for k, _ in m if k == "snapshot") >= 3)
+        elapsed = time.monotonic() - started
+    mode_event = next(d for k, d in msgs if k == "event" and d["kind"] == "mode")
+    assert "majority" in mode_event["message"]
+    assert elapsed < 5  # three snapshots at ~0.5 s, not a 5-second poll
+    assert [d for k, d in msgs if k == "snapshot"][-1]["status"]["mode"] == "majority"
+    await fresh.post("/admin/replication-mode", {"mode": "cabinet"})
+
+
+async def test_history_is_sent_on_connect_and_rates_follow_commits(fresh: Running) -> None:
+    for i in range(20):
+        st, _ = await fresh.write("INSERT INTO users (name, email) VALUES (%s, %s)", [f"h{i}", f"hist-{i}@example.com"])
+        assert st == 200
+    await asyncio.sleep(1.2)
+    async with fresh.session.get(fresh.url(path="/dashboard/stream")) as resp:
+        msgs = await read_messages(resp, lambda m: any(k == "snapshot" for k, _ in m))
+    history = msgs[0][1]["history"]
+    assert len(history) >= 2
+    assert [p["t"] for p in history] == sorted(p["t"] for p in history)
+    assert any(p["writes_per_s"] > 0 for p in history)
+    assert all(p["writes_per_s"] >= 0 for p in history)
+
+
+async def test_disconnecting_the_client_unsubscribes(fresh: Running) -> None:
+    subs = fresh.coord.events._subscribers
+    before = len(subs)
+    async with aiohttp.ClientSession() as s:
+        resp = await s.get(fresh.url(path="/dashboard/stream"))
+        await read_messages(resp, lambda m: any(k == "snapshot" for k, _ in m))
+        assert len(subs) == before + 1
+        resp.close()
+
+    async def released() -> bool:
+        return len(subs) == before
+
+    await wait_for(released, 5, "the stream to unsubscribe after the client left")
+
+
+async def test_open_streams_do_not_hold_up_shutdown(fresh: Running) -> None:
+    subs = fresh.coord.events._subscribers
+    before = len(subs)
+    async with aiohttp.ClientSession() as s:
+        resp = await s.get(fresh.url(path="/dashboard/stream"))
+        await read_messages(resp, lambda m: any(k == "snapshot" for k, _ in m))
+        started = time.monotonic()
+        for runner in fresh.runners:
+            await runner.shutdown()
+        assert time.monotonic() - started < 3
+        tail = await asyncio.wait_for(resp.content.read(), 5)  # the server ended the stream
+        assert isinstance(tail, bytes)
+        resp.close()
+    assert len(subs) == before
