@@ -33,12 +33,14 @@ class HealthTracker:
     latency_ms: float | None = None  # smoothed poll round trip
     last_latency_ms: float | None = None
     last_error: str = ""
+    last_ok: float = 0.0  # time of the last successful poll (failure detection delay)
 
     def observe(self, now: float, outcome: Outcome, latency_ms: float | None = None,
                 error: str = "") -> bool | None:
         """Feed one poll result; returns the new health when it changed, else None."""
         if outcome is Outcome.OK:
             self.misses = 0
+            self.last_ok = now
             if latency_ms is not None:
                 self.last_latency_ms = latency_ms
                 self.latency_ms = latency_ms if self.latency_ms is None else 0.7 * self.latency_ms + 0.3 * latency_ms

@@ -677,6 +677,12 @@ class Replicator:
         self._recompute_commit()
         self.log.trim(self.cfg.replication.memory_log_entries)
 
+    def wake_all(self) -> None:
+        """Wake every idle worker now (e.g. after a leader change) instead of at its next poll."""
+        self._appended.set()
+        self._appended = asyncio.Event()
+        self._queue_event.set()
+
     def _requeue(self, reqs: list[WriteRequest]) -> None:
         for r in reversed(reqs):
             if not r.future.done():

@@ -44,6 +44,7 @@ def config_data(cl: LocalCluster, **sections: dict[str, Any]) -> dict[str, Any]:
         "coordinator": {"log_level": "warning"},
         "mysql": {"connect_timeout_s": 1.0, "query_timeout_s": 3.0},
         "replication": {"write_timeout_s": 5.0},
+        "control": {"backend": "local", "cluster_dir": str(cl.directory)},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)

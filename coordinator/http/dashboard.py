@@ -40,6 +40,7 @@ log = structlog.get_logger("coordinator.dashboard")
 SAMPLE_S = 0.5
 HISTORY_S = 300.0
 HEARTBEAT_S = 10.0
+FAULTS_S = 1.0
 RECENT_EVENTS = 200
 
 _STATIC = resources.files("coordinator") / "static"
@@ -82,6 +83,8 @@ class Sampler:
         self.latest: dict[str, Any] | None = None
         self.closing = asyncio.Event()
         self._prev: tuple[float, int] | None = None
+        self.clients = 0
+        self.faults: dict[str, dict[str, Any]] = {}  # injected faults per replica, from the control backend
         self._lat_seen = 0.0  # time of the newest latency sample already counted
 
     def _latencies(self, now: float) -> list[float]:
@@ -110,6 +113,9 @@ class Sampler:
         self._prev = (now, commit)
         lat = self._latencies(now)
         replicas = snap.get("replicas") or []
+        for r in replicas:
+            if self.faults.get(r.get("replica_id")):
+                r.setdefault("faults", self.faults[r["replica_id"]])
         point = {
             "t": now,
             "commit_timestamp": commit,
@@ -135,6 +141,23 @@ class Sampler:
                 await asyncio.wait_for(self.closing.wait(), SAMPLE_S)
 
 
+    async def watch_faults(self) -> None:
+        """Injected faults (delay, partition) are not in the snapshot: ask the control backend,
+        every ``FAULTS_S`` and only while someone watches (it reads the cluster's state files)."""
+        control = getattr(self.coord, "control", None)
+        if control is None or not hasattr(control, "faults"):
+            return
+        while not self.closing.is_set():
+            if self.clients and getattr(control, "available", True):
+                try:
+                    self.faults = await asyncio.wait_for(control.faults(), 5)
+                except Exception as exc:  # noqa: BLE001 - best effort; the page simply shows no fault badges
+                    log.debug("dashboard_faults_failed", error=str(exc))
+                    self.faults = {}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), FAULTS_S)
+
+
 SAMPLER = web.AppKey("dashboard_sampler", Sampler)
 
 
@@ -156,6 +179,8 @@ def controls(request: web.Request, coord: Any) -> dict[str, Any]:
     cfg = coord.cfg
     routes = _routed(request.app)
     backend = getattr(getattr(cfg, "control", None), "backend", "local")
+    ctl = getattr(coord, "control", None)
+    ctl_reason = "" if ctl is None or getattr(ctl, "available", True) else str(getattr(ctl, "reason", ""))
     admin_host = cfg.coordinator.admin_host
     allowed = {admin_host} | ({"127.0.0.1", "::1"} if admin_host in ("127.0.0.1", "localhost") else set())
     remote_ok = "0.0.0.0" in allowed or request.remote in allowed
@@ -166,8 +191,8 @@ def controls(request: web.Request, coord: Any) -> dict[str, Any]:
             reason = f"this coordinator has no {method} {path.replace('replica-x', '{id}')} yet"
         elif not remote_ok:
             reason = f"admin endpoints answer only on {admin_host}; open the dashboard from there"
-        elif backend == "none" and name in _BACKEND_CONTROLS:
-            reason = "control backend is 'none' (set control.backend in the config)"
+        elif name in _BACKEND_CONTROLS and (ctl_reason or backend == "none"):
+            reason = ctl_reason or "control backend is 'none' (set control.backend in the config)"
         out[name] = {"enabled": not reason, "reason": reason}
     return {"controls": out, "backend": backend, "token_required": bool(cfg.coordinator.admin_token)}
 
@@ -176,6 +201,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     coord = request.app[_COORD_KEY]
     sampler = request.app[SAMPLER]
     queue = coord.events.subscribe()
+    sampler.clients += 1
     try:
         resp = web.StreamResponse(headers={
             "Content-Type": "text/event-stream",
@@ -214,6 +240,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 last_write = now
         return resp
     finally:
+        sampler.clients -= 1
         coord.events.unsubscribe(queue)
 
 
@@ -252,12 +279,13 @@ def setup(app: web.Application, coord: Any) -> None:
     app[_COORD_KEY] = coord
 
     async def run_sampler(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sampler.run(), name="dashboard-sampler")
+        tasks = [asyncio.create_task(sampler.run(), name="dashboard-sampler"),
+                 asyncio.create_task(sampler.watch_faults(), name="dashboard-faults")]
         yield
         sampler.closing.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def end_streams(_app: web.Application) -> None:
         sampler.closing.set()  # open streams return within SAMPLE_S/5, so shutdown never waits on them

@@ -68,6 +68,7 @@
     state.events = [];
     $("#events").innerHTML = "";
     state.controls = h.controls || {};
+    backendKey = "";
     state.tokenRequired = !!h.token_required;
     $("#token-row").hidden = !state.tokenRequired;
     $("#backend-note").textContent = h.backend ? `control backend: ${h.backend}` : "";
@@ -92,6 +93,7 @@
       const cut = p.t - HISTORY_S - 5;
       while (state.history.length && state.history[0].t < cut) state.history.shift();
     }
+    if (s.control) backendAvailability(s.control);
     renderHeader(s);
     renderQuorum(s);
     renderReplicas(s);
@@ -155,13 +157,17 @@
   // ----------------------------------------------------------------- replicas
   function replicaState(r) {
     const st = String(r.state || "").toLowerCase();
+    const f = r.faults || {};
+    const proc = String(f.process || f.state || "").toLowerCase();
     if (r.diverged || st === "diverged") return { key: "diverged", icon: "⚠", text: "diverged", cls: "bad" };
     if (st === "rebuilding" || st === "rebuild") return { key: "rebuilding", icon: "⟳", text: "rebuilding", cls: "warn" };
-    if (st === "paused" || st === "hung") return { key: "paused", icon: "⏸", text: "paused", cls: "warn" };
-    if (st === "partitioned") return { key: "partitioned", icon: "⊘", text: "partitioned", cls: "info" };
-    if (st === "stopped") return { key: "stopped", icon: "■", text: "stopped", cls: "bad" };
-    if (st === "killed") return { key: "killed", icon: "✕", text: "killed", cls: "bad" };
+    if (st === "needs_rebuild") return { key: "needs-rebuild", icon: "⟳", text: "needs rebuild", cls: "bad" };
+    if (st === "paused" || st === "hung" || proc === "paused") return { key: "paused", icon: "⏸", text: "paused", cls: "warn" };
+    if (st === "partitioned" || f.partitioned) return { key: "partitioned", icon: "⊘", text: "partitioned", cls: "info" };
+    if (st === "stopped" || proc === "stopped") return { key: "stopped", icon: "■", text: "stopped", cls: "bad" };
+    if (st === "killed" || proc === "dead" || proc === "killed") return { key: "killed", icon: "✕", text: "killed", cls: "bad" };
     if (st === "catching_up" || st === "catching up") return { key: "catching", icon: "↻", text: "catching up", cls: "warn" };
+    if (st === "connecting") return { key: "connecting", icon: "…", text: "connecting", cls: "warn" };
     if (st && !["healthy", "up", "ok", "running", "following", "leading", "leader", "follower"].includes(st)) {
       return { key: st.replace(/[^a-z0-9]+/g, "-"), icon: r.is_healthy ? "•" : "✕", text: st.replace(/_/g, " "), cls: r.is_healthy ? "warn" : "bad" };
     }
@@ -191,7 +197,7 @@
       const tags = [
         leader ? `<span class="tag role-leader"><span aria-hidden="true">★</span> leader</span>` : `<span class="tag">follower</span>`,
         members.has(r.replica_id) ? `<span class="tag cab" title="cabinet member: among the t+1 heaviest, can commit"><span aria-hidden="true">◆</span> cabinet</span>` : "",
-        r.delay_ms ? `<span class="tag" title="network delay injected">+${esc(r.delay_ms)} ms</span>` : "",
+        (r.faults && r.faults.delay_ms) || r.delay_ms ? `<span class="tag" title="network delay injected">◷ +${esc((r.faults && r.faults.delay_ms) || r.delay_ms)} ms</span>` : "",
       ].join("");
       const prog = progressOf(r.rebuild_progress);
       const progHtml = prog != null ? `<div class="progress" role="progressbar" aria-valuenow="${Math.round(prog * 100)}" aria-valuemin="0" aria-valuemax="100"><i style="width:${Math.round(prog * 100)}%"></i></div>` : "";
@@ -249,73 +255,69 @@
     if (key === seerKey) return;
     seerKey = key;
     const box = $("#seer");
-    if (!seer) {
-      box.innerHTML = `<p class="empty">No election yet.</p><p class="hint">When the leader fails, SEER elects the healthy replica with the lowest predicted commit latency, penalising recent crashes and short uptime.</p>`;
-      return;
-    }
-    const last = seer.last_election || seer.election || seer.last || null;
-    const dry = seer.dry_run || seer.dryrun || seer.prediction || (seer.candidates ? seer : null);
+    const last = seer && (seer.last || seer.last_election || seer.election || null);
+    const dry = seer && (seer.dry_run || seer.dryrun || (seer.candidates ? seer : null));
     let html = "";
     if (last) {
-      const winner = last.leader_id || last.new_leader || last.winner || last.leader;
-      const old = last.old_leader || last.previous_leader || last.from;
-      html += `<div class="seer-win"><span class="hint">last election</span><span class="big">★ ${esc(replicaName(winner) || "–")}</span>${old ? `<span class="hint">replaced ${esc(replicaName(old))}</span>` : ""}</div>`;
+      const winner = last.new_leader || last.leader_id || last.winner || last.leader;
+      const old = last.old_leader || last.previous_leader;
+      html += `<div class="seer-win"><span class="hint">last ${last.planned ? "switchover" : "failover"}</span><span class="big">${esc(short(replicaName(old)))} → ★ ${esc(short(replicaName(winner)))}</span></div>`;
       const kv = [];
       if (last.reason) kv.push(["reason", esc(last.reason)]);
-      const at = last.time || last.at || last.finished_at;
-      if (at) kv.push(["when", clock(at)]);
-      const dur = last.duration_ms ?? last.total_ms ?? last.unavailable_ms;
-      if (dur != null) kv.push(["took", ms(dur)]);
+      const why = last.election && last.election.reason;
+      if (why) kv.push(["SEER", esc(why)]);
+      if (last.time) kv.push(["when", clock(last.time)]);
       if (last.epoch != null) kv.push(["epoch", esc(last.epoch)]);
-      if (last.score != null) kv.push(["score", num(last.score, 3)]);
-      if (last.predicted_commit_ms != null) kv.push(["predicted commit", ms(last.predicted_commit_ms)]);
+      const t = last.timings || last.phases || {};
+      const total = t.total_ms ?? last.total_ms ?? last.duration_ms;
+      if (total != null) kv.push(["took", ms(total)]);
       html += `<dl class="kv">${kv.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("")}</dl>`;
-      html += phasesHtml(last.phases || last.timings || last.phase_ms || last.phases_ms);
+      html += phasesHtml(t);
     } else {
       html += `<p class="empty">No election yet.</p>`;
     }
     const cands = dry && (dry.candidates || []);
     if (cands && cands.length) {
-      const pick = dry.leader_id || dry.winner;
-      html += `<h3>If the leader failed now${pick ? ` → <strong>${esc(replicaName(pick))}</strong>` : ""}</h3>`;
+      const pick = dry.leader_id;
+      html += `<h3>Ranking now${pick ? ` · best: <strong>${esc(short(replicaName(pick)))}</strong>` : ""}</h3>`;
       html += candidatesTable(cands, pick);
-    } else if (dry && dry.error) {
-      html += `<p class="hint">Dry run: ${esc(dry.error)}</p>`;
+      if (dry.reason) html += `<p class="hint">${esc(dry.reason)}</p>`;
+    } else if (!last) {
+      html += `<p class="hint">When the leader fails, SEER elects the healthy replica with the lowest predicted commit latency, penalising recent crashes and short uptime.</p>`;
     }
     box.innerHTML = html;
   }
 
   function phasesHtml(ph) {
     if (!ph) return "";
-    const list = Array.isArray(ph) ? ph.map((p) => [p.name || p.phase, p.ms ?? p.duration_ms ?? p.elapsed_ms]) : Object.entries(ph);
-    const items = list.filter(([, v]) => typeof v === "number" && v >= 0);
+    const list = Array.isArray(ph) ? ph.map((p) => [p.name || p.phase, p.ms ?? p.duration_ms]) : Object.entries(ph);
+    const items = list.filter(([n, v]) => typeof v === "number" && v >= 0 && !/^total/.test(n));
     if (!items.length) return "";
     const total = items.reduce((a, [, v]) => a + v, 0) || 1;
     const colors = ["#2f5bd3", "#c2410c", "#15803d", "#7c3aed", "#be185d", "#0e7490"];
     const bars = items.map(([n, v], i) => `<i style="flex:${Math.max(v / total, 0.02)};background:${colors[i % colors.length]}" title="${esc(n)} ${ms(v)}"></i>`).join("");
     const legend = items.map(([n, v], i) => `<span><span style="color:${colors[i % colors.length]}" aria-hidden="true">■</span> ${i + 1}. ${esc(String(n).replace(/_ms$/, "").replace(/_/g, " "))} ${ms(v)}</span>`).join("");
-    return `<h3>Phases</h3><div class="phases" aria-hidden="true">${bars}</div><div class="phase-legend">${legend}</div>`;
+    return `<div class="phases" aria-hidden="true">${bars}</div><div class="phase-legend">${legend}</div>`;
   }
 
+  // predicted commit = exec + quorum wait; the election minimises it plus penalties
+  const SEER_COLS = [["predicted_commit_ms", "predicted", "ms"], ["exec_ms", "exec", "ms"], ["quorum_wait_ms", "quorum wait", "ms"],
+    ["instability_penalty_ms", "penalty", "ms"], ["catchup_ms", "catch-up", "ms"], ["score", "score", ""]];
   function candidatesTable(cands, pick) {
-    const known = ["replica_id", "id", "name", "eligible", "reason", "reasons", "score", "predicted_commit_ms", "parts", "score_parts"];
-    const partKeys = [];
-    const partsOf = (c) => Object.assign({}, c.parts || c.score_parts || {}, Object.fromEntries(Object.entries(c).filter(([k, v]) => !known.includes(k) && typeof v === "number")));
-    for (const c of cands) for (const k of Object.keys(partsOf(c))) if (!partKeys.includes(k)) partKeys.push(k);
-    const head = ["replica", "predicted commit", "score", ...partKeys.map((k) => k.replace(/_/g, " "))];
+    const cols = SEER_COLS.filter(([k]) => cands.some((c) => k in c));
+    const leader = state.snap && state.snap.status && state.snap.status.leader;
     const rows = cands.map((c) => {
-      const id = c.replica_id || c.id || c.name;
+      const id = c.id || c.replica_id;
       const ok = c.eligible !== false;
-      const why = c.reason || (Array.isArray(c.reasons) ? c.reasons.join("; ") : c.reasons) || "";
-      const parts = partsOf(c);
-      const cells = [
-        `${id === pick ? "★ " : ""}${esc(short(replicaName(id)))}${ok ? "" : ` <span class="warn-t">✕ ${esc(why || "ineligible")}</span>`}`,
-        ms(c.predicted_commit_ms), c.score == null ? "–" : num(c.score, 3),
-        ...partKeys.map((k) => (parts[k] == null ? "–" : num(parts[k], 2))),
-      ];
-      return `<tr>${cells.map((x) => `<td>${x}</td>`).join("")}</tr>`;
+      const title = `uptime ${num(c.uptime_seconds, 0)} s · crashes ${num(c.crash_count, 0)} · lag ${num(c.replication_lag, 0)} · poll ${ms(c.latency_ms)}`;
+      const name = `${id === pick ? "★ " : ""}${esc(short(c.name || replicaName(id)))}${id === leader ? ` <span class="hint">(leader)</span>` : ""}`;
+      const cells = ok
+        ? cols.map(([k, , u]) => `<td>${c[k] == null ? "–" : (u === "ms" ? num(c[k], 1) : num(c[k], 2))}</td>`).join("")
+        : `<td colspan="${cols.length}" class="warn-t">✕ ${esc(c.reason || "ineligible")}</td>`;
+      return `<tr title="${esc(title)}"><td>${name}</td>${cells}</tr>`;
     });
-    return `<div class="table-wrap"><table><thead><tr>${head.map((x) => `<th>${esc(x)}</th>`).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
+    const head = `<tr><th>replica</th>${cols.map(([, l, u]) => `<th>${esc(l)}${u ? ` <span class="hint">${u}</span>` : ""}</th>`).join("")}</tr>`;
+    return `<div class="table-wrap"><table><thead>${head}</thead><tbody>${rows.join("")}</tbody></table></div>`;
   }
 
   // ------------------------------------------------------------------- events
@@ -467,6 +469,20 @@
       if (reasons.length && !out.dataset.result) { out.className = "outcome off"; out.textContent = "Unavailable: " + reasons.join("; "); }
       else if (!reasons.length && out.classList.contains("off")) { out.className = "outcome"; out.textContent = ""; }
     }
+  }
+  const BACKEND = ["replica", "fault", "stop_master", "start_master"];
+  let backendKey = "";
+  function backendAvailability(c) {
+    const key = `${c.available}|${c.reason}`;
+    if (key === backendKey) return;
+    backendKey = key;
+    $("#backend-note").textContent = c.backend ? `control backend: ${c.backend}` : "";
+    for (const n of BACKEND) {
+      const cur = state.controls[n];
+      if (c.available === false) state.controls[n] = { enabled: false, reason: c.reason || "no control backend", backend: true };
+      else if (cur && cur.backend) state.controls[n] = { enabled: true, reason: "" };
+    }
+    applyControlAvailability();
   }
   function anyEnabledInside(el) {
     return $$("[data-control]", el).some((e) => { const c = state.controls[e.dataset.control]; return !c || c.enabled; });
