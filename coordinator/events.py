@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -21,11 +22,14 @@ class EventLog:
         self._seq = itertools.count(1)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._log = structlog.get_logger("coordinator.events")
+        self.on_emit: list[Callable[[dict[str, Any]], None]] = []
 
     def emit(self, kind: str, message: str, **fields: Any) -> dict[str, Any]:
         event = {"id": next(self._seq), "time": time.time(), "kind": kind, "message": message, **fields}
         self._events.append(event)
         self._log.info(message, kind=kind, **fields)
+        for cb in self.on_emit:
+            cb(event)
         for q in list(self._subscribers):
             if q.full():
                 self._subscribers.discard(q)  # a stalled reader loses its feed, not our memory

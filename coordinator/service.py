@@ -21,6 +21,7 @@ from .catchup import CatchUp
 from .config import Config
 from .failover import FailoverManager
 from .health import HealthTracker
+from .metrics import Metrics
 from .monitor import Monitor
 from .errors import ApiError, ReplicaDown, StatementError
 from .events import EventLog
@@ -59,6 +60,10 @@ class Coordinator:
                                                min_uptime_s=cfg.seer.min_uptime_s)
         self.replicator.on_leader_down = self.failover.leader_suspected
         self.control = control.build(cfg)
+        self.rebuilds = 0
+        self.metrics = Metrics()
+        self.metrics.attach(self)
+        self.events.on_emit.append(self._count_events)
         self.started_at = time.time()
         self.ready = asyncio.Event()
         self._resetting = asyncio.Lock()
@@ -68,6 +73,10 @@ class Coordinator:
     @property
     def n(self) -> int:
         return len(self.cfg.replicas)
+
+    def _count_events(self, event: dict[str, Any]) -> None:
+        if event["kind"] == "rebuild_done":
+            self.rebuilds += 1
 
     def _health_changed(self, rid: str, healthy: bool, tracker: HealthTracker) -> None:
         rs = self.replicator.replicas[rid]

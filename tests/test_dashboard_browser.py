@@ -214,6 +214,9 @@ async def test_stopping_the_leader_from_the_page(dash: Running, cluster: LocalCl
     try:
         async with browser(dash.url(path="/")) as br:
             page = br.page
+            await page.fill("#load-seconds", "4")
+            await page.click("#btn-load")  # some traffic first, so the charts have a story to tell
+            assert (await outcome(page, "load")).startswith("✓")
             await page.click("#btn-stop-master")
             text = await outcome(page, "failover", 60)
             xfail_if_missing(text)
@@ -233,6 +236,7 @@ async def test_stopping_the_leader_from_the_page(dash: Running, cluster: LocalCl
             assert "replica-4" in seer and "→" in seer
             await page.wait_for_timeout(800)
             await br.shot("leader-stopped")
+            await page.screenshot(path=str(ARTIFACTS / "viewport-1280x800.png"))
     finally:
         cluster.start("replica-4")
 

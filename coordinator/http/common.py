@@ -36,8 +36,21 @@ _HTTP_CODES = {
 }
 
 
+METRICS = web.AppKey("metrics", object)
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await _handle(request, handler)
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        route = request.match_info.route.resource
+        endpoint = route.canonical if route is not None else "unmatched"
+        metrics.request(endpoint, resp.status)  # type: ignore[attr-defined]
+    return resp
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as err:

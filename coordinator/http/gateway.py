@@ -16,7 +16,7 @@ from ..replog import EntryKind
 from ..service import Coordinator
 from . import admin as admin_routes
 from . import dashboard
-from .common import field, health_handler, json_response, make_app, read_json
+from .common import METRICS, field, health_handler, json_response, make_app, read_json
 
 COORD = web.AppKey("coordinator", Coordinator)
 
@@ -67,8 +67,12 @@ async def query(request: web.Request) -> web.Response:
     if stmt.kind is sqlrules.Kind.READ:
         consistency = field(data, "consistency", str, default="strong")
         min_ts = field(data, "min_timestamp", int, default=0)
-        return json_response(await coord.reads.read(sql, consistency, min_ts))
+        body = await coord.reads.read(sql, consistency, min_ts)
+        coord.metrics.read_latency.observe(time.perf_counter() - started)
+        return json_response(body)
     out = await coord.replicator.submit(_KIND[stmt.kind], (sql,))
+    coord.metrics.write_latency.observe(time.perf_counter() - started)
+    coord.metrics.commits.inc()
     return json_response(write_body(out, started))
 
 
@@ -91,6 +95,8 @@ async def transaction(request: web.Request) -> web.Response:
                            "only INSERT/UPDATE/DELETE/REPLACE")
         rendered.append(sql)
     out = await coord.replicator.submit(EntryKind.TXN, tuple(rendered))
+    coord.metrics.write_latency.observe(time.perf_counter() - started)
+    coord.metrics.commits.inc()
     body = write_body(out, started, {"statements": [{"rows_affected": r[0], "last_insert_id": r[1]} for r in out.results]})
     body["message"] = body["message"].replace("Write successful", "Transaction committed")
     return json_response(body)
@@ -151,13 +157,21 @@ async def events(request: web.Request) -> web.Response:
     return json_response({"events": coord.events.recent(limit, since, request.query.get("kind"))})
 
 
+async def prometheus(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST
+    body = request.app[COORD].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def build(coord: Coordinator) -> web.Application:
     app = make_app(coord.cfg.coordinator.max_body_bytes)
+    app[METRICS] = coord.metrics
     app[COORD] = coord
     app.router.add_post("/query", query)
     app.router.add_post("/transaction", transaction)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health_handler("coordinator"))
+    app.router.add_get("/metrics", prometheus)
     app.router.add_post("/admin/replication-mode", admin(replication_mode))
     app.router.add_get("/admin/events", admin(events))
     app.router.add_post("/admin/reset", admin(reset))

@@ -142,8 +142,9 @@
     const segs = order.map((id) => {
       const w = weights[id] || 0;
       const cls = ["qseg", members.has(id) ? "member" : "", health[id] === false ? "out" : ""].join(" ");
-      const label = `${members.has(id) ? "◆ " : ""}${short(id)} ${num(w, 2)}`;
-      return `<div class="${cls}" style="flex:${w} 1 0" title="${esc(id)}: weight ${num(w, 3)}${members.has(id) ? " (cabinet)" : ""}${health[id] === false ? " — unavailable" : ""}">${esc(label)}</div>`;
+      const n = String(id).match(/(\d+)$/);
+      const label = `${members.has(id) ? "◆ " : ""}<span class="ql-long">${esc(short(id))} </span><span class="ql-short">${esc(n ? "#" + n[1] : short(id))} </span>${num(w, 2)}`;
+      return `<div class="${cls}" style="flex:${w} 1 0" title="${esc(id)}: weight ${num(w, 3)}${members.has(id) ? " (cabinet)" : ""}${health[id] === false ? " — unavailable" : ""}">${label}</div>`;
     });
     const thr = q.threshold || total / 2;
     const pos = Math.min(100, (thr / total) * 100);
@@ -162,7 +163,7 @@
     if (r.diverged || st === "diverged") return { key: "diverged", icon: "⚠", text: "diverged", cls: "bad" };
     if (st === "rebuilding" || st === "rebuild") return { key: "rebuilding", icon: "⟳", text: "rebuilding", cls: "warn" };
     if (st === "needs_rebuild") return { key: "needs-rebuild", icon: "⟳", text: "needs rebuild", cls: "bad" };
-    if (st === "paused" || st === "hung" || proc === "paused") return { key: "paused", icon: "⏸", text: "paused", cls: "warn" };
+    if (st === "paused" || st === "hung" || proc === "paused") return { key: "paused", icon: "‖", text: "paused", cls: "warn" };
     if (st === "partitioned" || f.partitioned) return { key: "partitioned", icon: "⊘", text: "partitioned", cls: "info" };
     if (st === "stopped" || proc === "stopped") return { key: "stopped", icon: "■", text: "stopped", cls: "bad" };
     if (st === "killed" || proc === "dead" || proc === "killed") return { key: "killed", icon: "✕", text: "killed", cls: "bad" };
@@ -197,12 +198,11 @@
       const tags = [
         leader ? `<span class="tag role-leader"><span aria-hidden="true">★</span> leader</span>` : `<span class="tag">follower</span>`,
         members.has(r.replica_id) ? `<span class="tag cab" title="cabinet member: among the t+1 heaviest, can commit"><span aria-hidden="true">◆</span> cabinet</span>` : "",
-        (r.faults && r.faults.delay_ms) || r.delay_ms ? `<span class="tag" title="network delay injected">◷ +${esc((r.faults && r.faults.delay_ms) || r.delay_ms)} ms</span>` : "",
+        (r.faults && r.faults.delay_ms) || r.delay_ms ? `<span class="tag" title="network delay injected">Δ +${esc((r.faults && r.faults.delay_ms) || r.delay_ms)} ms</span>` : "",
       ].join("");
       const prog = progressOf(r.rebuild_progress);
       const progHtml = prog != null ? `<div class="progress" role="progressbar" aria-valuenow="${Math.round(prog * 100)}" aria-valuemin="0" aria-valuemax="100"><i style="width:${Math.round(prog * 100)}%"></i></div>` : "";
       const stateText = st.text + (prog != null ? ` ${Math.round(prog * 100)}%` : "");
-      const lagMs = r.lag_ms == null ? "" : ` · ${ms(r.lag_ms)}`;
       const share = total ? ` <span class="hint">(${Math.round((r.weight / total) * 100)}%)</span>` : "";
       const err = !r.is_healthy && r.last_error ? `<p class="r-err" title="${esc(r.last_error)}">${esc(r.last_error)}</p>` : "";
       return `<article class="replica s-${st.key}${leader ? " leader" : ""}" data-id="${esc(r.replica_id)}" data-state="${st.key}" data-role="${leader ? "leader" : "follower"}">
@@ -213,7 +213,8 @@
         ${progHtml}
         <dl class="r-metrics">
           <dt>applied ts</dt><dd>${num(r.applied_timestamp, 0)}</dd>
-          <dt>lag</dt><dd>${num(r.replication_lag, 0)} entries${lagMs}</dd>
+          <dt>lag</dt><dd>${num(r.replication_lag, 0)} entries</dd>
+          <dt>lag time</dt><dd>${ms(r.lag_ms)}</dd>
           <dt>latency</dt><dd>${ms(r.latency_ms)}</dd>
           <dt>weight</dt><dd>${num(r.weight, 2)}${share}</dd>
           ${r.crash_count ? `<dt>crashes</dt><dd>${num(r.crash_count, 0)}</dd>` : ""}
@@ -234,7 +235,9 @@
     const h = state.history;
     if (!h.length) return;
     const now = h[h.length - 1].t;
-    for (const c of Object.values(charts)) c.now = now;
+    // show what we have: at least a minute, at most five
+    const span = Math.min(HISTORY_S, Math.max(60, Math.ceil((now - h[0].t) / 30) * 30));
+    for (const c of Object.values(charts)) { c.now = now; c.opts.windowS = span; }
     charts.tput.setSeries([{ key: "tput", label: "committed", points: h.map((p) => [p.t, p.writes_per_s]) }]);
     charts.lat.setSeries([
       { key: "p50", label: "p50", points: h.map((p) => [p.t, p.latency_ms_p50]) },
@@ -301,23 +304,25 @@
   }
 
   // predicted commit = exec + quorum wait; the election minimises it plus penalties
-  const SEER_COLS = [["predicted_commit_ms", "predicted", "ms"], ["exec_ms", "exec", "ms"], ["quorum_wait_ms", "quorum wait", "ms"],
-    ["instability_penalty_ms", "penalty", "ms"], ["catchup_ms", "catch-up", "ms"], ["score", "score", ""]];
+  const SEER_COLS = [["predicted_commit_ms", "commit", "ms"], ["exec_ms", "exec", "ms"], ["quorum_wait_ms", "wait", "ms"],
+    ["instability_penalty_ms", "penalty", "ms"], ["catchup_ms", "catch-up", "ms"]];
   function candidatesTable(cands, pick) {
-    const cols = SEER_COLS.filter(([k]) => cands.some((c) => k in c));
+    // optional parts only when some candidate pays them
+    const cols = SEER_COLS.filter(([k], i) => cands.some((c) => k in c && (i < 3 || c[k])));
     const leader = state.snap && state.snap.status && state.snap.status.leader;
     const rows = cands.map((c) => {
       const id = c.id || c.replica_id;
       const ok = c.eligible !== false;
       const title = `uptime ${num(c.uptime_seconds, 0)} s · crashes ${num(c.crash_count, 0)} · lag ${num(c.replication_lag, 0)} · poll ${ms(c.latency_ms)}`;
-      const name = `${id === pick ? "★ " : ""}${esc(short(c.name || replicaName(id)))}${id === leader ? ` <span class="hint">(leader)</span>` : ""}`;
+      const name = `${id === pick ? "★ " : ""}${esc(short(c.name || replicaName(id)))}${id === leader ? ` <span class="tag lead-mini" title="current leader">L</span>` : ""}`;
       const cells = ok
         ? cols.map(([k, , u]) => `<td>${c[k] == null ? "–" : (u === "ms" ? num(c[k], 1) : num(c[k], 2))}</td>`).join("")
         : `<td colspan="${cols.length}" class="warn-t">✕ ${esc(c.reason || "ineligible")}</td>`;
       return `<tr title="${esc(title)}"><td>${name}</td>${cells}</tr>`;
     });
-    const head = `<tr><th>replica</th>${cols.map(([, l, u]) => `<th>${esc(l)}${u ? ` <span class="hint">${u}</span>` : ""}</th>`).join("")}</tr>`;
-    return `<div class="table-wrap"><table><thead>${head}</thead><tbody>${rows.join("")}</tbody></table></div>`;
+    const head = `<tr><th>replica</th>${cols.map(([, l]) => `<th>${esc(l)}</th>`).join("")}</tr>`;
+    return `<div class="table-wrap"><table><thead>${head}</thead><tbody>${rows.join("")}</tbody></table></div>` +
+      `<p class="hint">Predicted commit latency (ms) if each led: exec on it + quorum wait over the others; ★ = SEER's pick, L = current leader. Penalties for recent crashes and short uptime.</p>`;
   }
 
   // ------------------------------------------------------------------- events

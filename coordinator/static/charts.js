@@ -50,7 +50,9 @@
     renderLegend() {
       if (!this.legend) return;
       this.legend.innerHTML = this.series.map((s) => {
-        const last = s.points.length ? s.points[s.points.length - 1][1] : null;
+        // the latest value, or the most recent one seen when the series has paused (e.g. latency with no writes)
+        let last = null;
+        for (let i = s.points.length - 1; i >= 0 && i >= s.points.length - 20; i--) if (s.points[i][1] != null) { last = s.points[i][1]; break; }
         const val = last == null ? "–" : fmt(last) + (this.opts.unit ? " " + this.opts.unit : "");
         return `<span>${swatch(s.color, s.dash)}${escapeHtml(s.label)} <b>${val}</b></span>`;
       }).join("");
@@ -92,10 +94,10 @@
       }
       // x labels: minutes ago
       g.textAlign = "center"; g.textBaseline = "top";
-      const stepS = this.opts.windowS >= 240 ? 60 : 30;
+      const stepS = this.opts.windowS >= 240 ? 60 : this.opts.windowS >= 120 ? 30 : 15;
       for (let ago = 0; ago <= this.opts.windowS; ago += stepS) {
         const x = X(tEnd - ago);
-        g.fillText(ago === 0 ? "now" : (ago >= 60 ? `−${ago / 60}m` : `−${ago}s`), Math.min(Math.max(x, padL + 10), padL + pw - 12), padT + ph + 4);
+        g.fillText(ago === 0 ? "now" : (ago % 60 === 0 ? `−${ago / 60}m` : `−${ago}s`), Math.min(Math.max(x, padL + 10), padL + pw - 12), padT + ph + 4);
       }
       // series
       g.save();
@@ -104,16 +106,25 @@
       for (const s of this.series) {
         g.strokeStyle = s.color; g.lineWidth = 1.8; g.setLineDash(s.dash);
         g.beginPath();
-        let pen = false, prevT = null;
+        let pen = false, prevT = null, run = 0;
+        const lone = [];  // points with no neighbour get a dot, or they would not show at all
+        let last = null;
         for (const [t, v] of s.points) {
           if (t < tStart - 2) continue;
           // a gap in the data (coordinator restarted, tab asleep) breaks the line
-          if (v == null || (prevT !== null && t - prevT > 5)) { pen = false; if (v == null) { prevT = t; continue; } }
+          if (v == null || (prevT !== null && t - prevT > 5)) {
+            if (run === 1 && last) lone.push(last);
+            pen = false; run = 0;
+            if (v == null) { prevT = t; continue; }
+          }
           const x = X(t), y = Y(v);
           if (pen) g.lineTo(x, y); else { g.moveTo(x, y); pen = true; }
-          prevT = t;
+          prevT = t; run++; last = [x, y];
         }
+        if (run === 1 && last) lone.push(last);
         g.stroke();
+        g.fillStyle = s.color;
+        for (const [x, y] of lone) { g.beginPath(); g.arc(x, y, 2.4, 0, Math.PI * 2); g.fill(); }
       }
       g.restore();
       g.setLineDash([]);
