@@ -81,30 +81,31 @@ def context_set(entry_time_us: int | None, seeds: tuple[int, int] | None, insert
 def log_values(entry: Entry) -> str:
     if entry.row:
         return entry.row
-    body = orjson.dumps([[s.sql, s.insert_id] for s in entry.statements]).decode()
+    body = orjson.dumps([[s.sql, s.insert_id, s.rows] for s in entry.statements]).decode()
+    rid = f"'{escape_string(entry.request_id)}'" if entry.request_id else "NULL"
     return (
         f"({entry.ts},{entry.epoch},{int(entry.kind)},{entry.time_us},{entry.seed1},{entry.seed2},"
-        f"{entry.mark},'{escape_string(body)}')"
+        f"{entry.mark},{rid},'{escape_string(body)}')"
     )
 
 
 def log_insert(schema: str, entries: Sequence[Entry]) -> str:
     rows = ",".join(log_values(e) for e in entries)
-    return f"INSERT INTO `{schema}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, body) VALUES {rows}"
+    return f"INSERT INTO `{schema}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body) VALUES {rows}"
 
 
 def entry_from_row(row: Sequence[Any]) -> Entry:
-    ts, epoch, kind, time_us, seed1, seed2, mark, body = row
-    stmts = tuple(Statement(sql, int(iid)) for sql, iid in orjson.loads(body))
+    ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body = row
+    stmts = tuple(Statement(st[0], int(st[1]), int(st[2]) if len(st) > 2 else 0) for st in orjson.loads(body))
     return make_entry(int(ts), int(epoch), EntryKind(int(kind)), stmts, int(time_us), int(seed1), int(seed2),
-                      int(mark))
+                      int(mark), request_id or "")
 
 
 def make_entry(ts: int, epoch: int, kind: EntryKind, stmts: tuple[Statement, ...], time_us: int, seed1: int,
-               seed2: int, mark: int = 0) -> Entry:
+               seed2: int, mark: int = 0, request_id: str = "") -> Entry:
     """An Entry with its replay text and log row rendered once, for every follower."""
-    plain = Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark)
-    return Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark,
+    plain = Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark, request_id)
+    return Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark, request_id,
                  replay=replay_fragment(plain), row=log_values(plain))
 
 

@@ -73,6 +73,7 @@ class ReplicationSection:
     trim_interval_s: float = 5.0
     timestamp_window: int = 10_000
     retry_interval_s: float = 0.2
+    request_id_memory: int = 100_000  # keyed writes remembered in memory (older ones: looked up in the log)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ the Cabinet weight (the decision itself lives in ``cabinet.py``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections import deque
@@ -76,6 +77,9 @@ class WriteRequest:
     ts: int = 0
     exact_mark: bool = False  # a NOOP that persists its own timestamp as the mark (clean stop)
     logged: bool = False  # appended to the log (committed on the leader): never re-executed
+    request_id: str = ""  # client idempotency key
+    outcome: Any = None  # the definite outcome (WriteOutcome or ApiError) once known
+    settled: asyncio.Event | None = None  # set with ``outcome`` (only for keyed requests)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class WriteOutcome:
     quorum: dict[str, Any]
     followers_applied: int
     followers: int
+    replayed: bool = False  # answered from a previous attempt with the same request_id
 
 
 def _seeds() -> tuple[int, int]:
@@ -112,6 +117,7 @@ class Replicator:
         self._appended = asyncio.Event()
         self._waiters: deque[WriteRequest] = deque()
         self._pending: deque[WriteRequest] = deque()  # every unanswered write, in arrival order
+        self._by_request_id: dict[str, WriteRequest] = {}  # recent keyed writes (insertion-ordered)
         self._marks: deque[tuple[int, int]] = deque()  # (entry ts, mark) awaiting commit
         self._in_doubt: tuple[list[Entry], list[WriteRequest]] | None = None
         self._inflight = 0
@@ -147,7 +153,12 @@ class Replicator:
 
     # --- client API ------------------------------------------------------------------
 
-    async def submit(self, kind: EntryKind, statements: tuple[str, ...], exact_mark: bool = False) -> WriteOutcome:
+    async def submit(self, kind: EntryKind, statements: tuple[str, ...], exact_mark: bool = False,
+                     request_id: str = "") -> WriteOutcome:
+        if request_id:
+            known = self._by_request_id.get(request_id)
+            if known is not None:
+                return await self._retry_outcome(known)
         if self.fenced:
             raise ApiError(503, "fenced", "this coordinator was fenced off by a newer one (higher epoch); it no longer writes")
         if not self.active:
@@ -157,7 +168,11 @@ class Replicator:
         loop = asyncio.get_running_loop()
         timeout = self.cfg.replication.write_timeout_s
         fut: asyncio.Future[Any] = loop.create_future()
-        req = WriteRequest(kind, statements, loop.time() + timeout, fut, _seeds(), exact_mark=exact_mark)
+        req = WriteRequest(kind, statements, loop.time() + timeout, fut, _seeds(), exact_mark=exact_mark,
+                           request_id=request_id)
+        if request_id:
+            req.settled = asyncio.Event()
+            self._remember(req)
         self._inflight += 1
         fut.add_done_callback(self._done)
         self._queue.append(req)
@@ -171,6 +186,50 @@ class Replicator:
 
     def _done(self, _fut: asyncio.Future[Any]) -> None:
         self._inflight -= 1
+
+    # --- idempotent retries ------------------------------------------------------------
+
+    def knows_request(self, request_id: str) -> bool:
+        return request_id in self._by_request_id
+
+    def _remember(self, req: WriteRequest) -> None:
+        self._by_request_id[req.request_id] = req
+        excess = len(self._by_request_id) - self.cfg.replication.request_id_memory
+        if excess > 0:
+            for key in list(self._by_request_id)[:excess]:
+                del self._by_request_id[key]
+
+    def _settle(self, req: WriteRequest, outcome: Any) -> None:
+        """Record a definite outcome for a keyed write (what every retry will see)."""
+        if req.settled is not None:
+            req.outcome = outcome
+            req.settled.set()
+
+    def _forget(self, req: WriteRequest) -> None:
+        """The write definitely did not run: a retry with its key may run it anew."""
+        if req.request_id and self._by_request_id.get(req.request_id) is req:
+            del self._by_request_id[req.request_id]
+
+    async def _retry_outcome(self, req: WriteRequest) -> WriteOutcome:
+        assert req.settled is not None
+        if req.outcome is None:
+            try:
+                async with asyncio.timeout(self.cfg.replication.write_timeout_s):
+                    await req.settled.wait()
+            except TimeoutError:
+                raise ApiError(504, "write_timeout", "the original write with this request_id is still in flight; "
+                               "its outcome is unknown — retry later with the same request_id") from None
+        if isinstance(req.outcome, ApiError):
+            raise req.outcome
+        return dataclasses.replace(req.outcome, replayed=True)
+
+    def outcome_from_log(self, entry: Entry) -> WriteOutcome:
+        """A persisted write's outcome rebuilt from its log entry (retry after a restart)."""
+        applied = self.applied_map()
+        summary = cabinet.acked_summary(self.rule, self.ranking, applied, entry.ts)
+        followers = sum(1 for rid, a in applied.items() if rid != self.leader_id and a >= entry.ts)
+        return WriteOutcome(entry.ts, [(s.rows, s.insert_id) for s in entry.statements], self.leader.cfg.name,
+                            summary, followers, len(self.replicas) - 1, replayed=True)
 
     async def _sweep(self) -> None:
         """Answer writes whose deadline passed with 504 "outcome unknown" (I4: never
@@ -547,7 +606,7 @@ class Replicator:
                     done.extend(pending[:i])
                     self._fail(pending[i], statement_api_error(
                         exc, executed_on=rs.cfg.name,
-                        **({"failed_statement": j} if len(pending[i].statements) > 1 else {})))
+                        **({"failed_statement": j} if len(pending[i].statements) > 1 else {})), applied=True)
                     pending = pending[i + 1:]
                     begin = False
                     continue
@@ -613,7 +672,7 @@ class Replicator:
             await mysqlio.run(conn, ";".join([
                 "BEGIN", f"DELETE FROM `{self.schema}`.log WHERE ts={entry.ts}",
                 batchsql.state_update(self.schema, self.epoch, ddl_pending=0), "COMMIT"]), self._timeout)
-            self._fail(req, statement_api_error(exc, executed_on=rs.cfg.name))
+            self._fail(req, statement_api_error(exc, executed_on=rs.cfg.name), applied=True)
             return
         except ReplicaDown:
             self._in_doubt = ([entry], [req])
@@ -652,13 +711,13 @@ class Replicator:
         entries = []
         for req, ts in zip(done, stamps):
             req.ts = ts
-            stmts = tuple(Statement(sql, res[1] if req.kind != EntryKind.DDL else 0)
+            stmts = tuple(Statement(sql, res[1] if req.kind != EntryKind.DDL else 0, max(res[0], 0))
                           for sql, res in zip(req.statements, req.results or [(0, 0)] * len(req.statements)))
             entry_mark = ts if req.exact_mark else 0
             if mark is not None and req is done[-1] and not entry_mark:
                 entry_mark = mark
             entries.append(batchsql.make_entry(ts, self.epoch, req.kind, stmts, time_us, req.seeds[0], req.seeds[1],
-                                               entry_mark))
+                                               entry_mark, req.request_id))
         return entries
 
     def _append(self, rs: ReplicaState, entries: list[Entry], done: list[WriteRequest]) -> None:
@@ -691,7 +750,13 @@ class Replicator:
                 self._queue.appendleft(r)
         self._queue_event.set()
 
-    def _fail(self, req: WriteRequest, err: ApiError) -> None:
+    def _fail(self, req: WriteRequest, err: ApiError, applied: bool = False) -> None:
+        """Answer a write that will not commit. ``applied``: the error is its definite
+        outcome (the leader refused the statement); otherwise it did not run at all."""
+        if applied:
+            self._settle(req, err)
+        else:
+            self._forget(req)
         if not req.future.done():
             req.future.set_result(err)
 
@@ -726,7 +791,7 @@ class Replicator:
         order = sorted(applied.values())
         while self._waiters and self._waiters[0].ts <= ci:
             req = self._waiters.popleft()
-            if req.future.done():
+            if req.future.done() and req.settled is None:
                 continue
             key = sum(1 for a in order if a >= req.ts)
             if key not in summaries:
@@ -734,7 +799,10 @@ class Replicator:
                 applied_followers = sum(1 for rid, a in applied.items() if rid != self.leader_id and a >= req.ts)
                 summaries[key] = (summary, applied_followers)
             summary, applied_followers = summaries[key]
-            req.future.set_result(WriteOutcome(req.ts, req.results, name, summary, applied_followers, followers))
+            outcome = WriteOutcome(req.ts, req.results, name, summary, applied_followers, followers)
+            self._settle(req, outcome)
+            if not req.future.done():
+                req.future.set_result(outcome)
         for cb in self.on_commit:
             cb(ci)
 

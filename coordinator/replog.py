@@ -26,6 +26,7 @@ class EntryKind(IntEnum):
 class Statement:
     sql: str  # rendered: parameters already bound by the driver's escaping
     insert_id: int = 0  # first AUTO_INCREMENT value the leader generated (0 = none)
+    rows: int = 0  # rows the leader's execution affected (the persisted outcome for retries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class Entry:
     seed1: int
     seed2: int
     mark: int = 0  # timestamp high-water mark this entry persists (0 = none)
+    request_id: str = ""  # the client's idempotency key, if it sent one
     # Rendered once (batchsql.make_entry) and reused by every follower's batches.
     replay: str = field(default="", compare=False, repr=False)
     row: str = field(default="", compare=False, repr=False)

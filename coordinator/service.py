@@ -270,6 +270,33 @@ class Coordinator:
                     "tables": sorted({tb for v in cleared.values() for tb in v}), "replicas": sorted(cleared),
                     "next_timestamp": 1}
 
+    # --- idempotent retries -----------------------------------------------------------------
+
+    async def persisted_outcome(self, request_id: str) -> Any:
+        """The outcome of a keyed write found in the leader's persisted log (a retry after
+        a coordinator restart), waiting briefly if it is logged but not yet committed."""
+        from .batchsql import entry_from_row
+        from asyncmy.converters import escape_string
+        r = self.replicator
+        try:
+            _, rows = await self.reads.pools[r.leader_id].query(
+                f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body FROM `{r.schema}`.log "
+                f"WHERE request_id = '{escape_string(request_id)}' ORDER BY ts LIMIT 1",
+                self.cfg.mysql.query_timeout_s)
+        except (ReplicaDown, StatementError):
+            raise ApiError(503, "replica_unavailable", "cannot check the request_id against the log right now; "
+                           "retry with the same request_id") from None
+        if not rows:
+            return None
+        entry = entry_from_row(rows[0])
+        deadline = time.monotonic() + self.cfg.replication.write_timeout_s
+        while r.commit_ts < entry.ts:
+            if time.monotonic() > deadline:
+                raise ApiError(504, "write_timeout", "the write with this request_id is logged but not yet committed; "
+                               "its outcome is unknown — retry later with the same request_id")
+            await asyncio.sleep(0.01)
+        return r.outcome_from_log(entry)
+
     # --- views (HTTP handlers and the dashboard read the same numbers) ------------------
 
     def status(self) -> dict[str, Any]:

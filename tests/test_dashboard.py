@@ -176,3 +176,17 @@ async def test_open_streams_do_not_hold_up_shutdown(fresh: Running) -> None:
         assert isinstance(tail, bytes)
         resp.close()
     assert len(subs) == before
+
+
+def test_latency_quantiles_from_histogram_buckets() -> None:
+    from coordinator.http.dashboard import _hist_quantile, _percentile
+
+    inf = float("inf")
+    # 8 writes in (2.5, 5] ms, 2 in (5, 10] ms; cumulative counts per upper bound in seconds
+    buckets = [(0.001, 0.0), (0.0025, 0.0), (0.005, 8.0), (0.01, 10.0), (inf, 10.0)]
+    assert 2.5 < _hist_quantile(buckets, 0.5) <= 5.0
+    assert 5.0 < _hist_quantile(buckets, 0.99) <= 10.0
+    assert _hist_quantile([(0.01, 0.0), (inf, 3.0)], 0.5) == 10.0  # beyond the last bound: its lower edge
+    assert _percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert _percentile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
+    assert _percentile([7.0], 0.5) == 7.0

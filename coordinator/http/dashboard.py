@@ -13,7 +13,8 @@ The stream is Server-Sent Events. Messages, in order, for each connection:
 - ``: ping`` comment lines as a heartbeat when nothing else was sent for a while.
 
 A point is ``{"t", "commit_timestamp", "writes_per_s", "latency_ms_p50", "latency_ms_p99",
-"latency_samples", "lag": {replica_id: entries}, "lag_ms": {replica_id: ms|None}}``.
+"latency_samples", "latency_source": "exact"|"histogram"|"none", "lag": {replica_id: entries},
+"lag_ms": {replica_id: ms|None}}``.
 
 A stream ends when the client goes away (the next write fails) or the app shuts down;
 its event subscription is always released.
@@ -74,6 +75,23 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[k]
 
 
+def _hist_quantile(cumulative: list[tuple[float, float]], q: float) -> float:
+    """Quantile in ms from cumulative (upper bound seconds, count) buckets, linear inside a
+    bucket like PromQL's histogram_quantile; the +Inf bucket answers its lower bound."""
+    total = cumulative[-1][1]
+    rank = q * total
+    lo_le, lo_c = 0.0, 0.0
+    for le, c in cumulative:
+        if c >= rank:
+            if le == float("inf"):
+                return lo_le * 1000
+            width = c - lo_c
+            frac = (rank - lo_c) / width if width > 0 else 1.0
+            return (lo_le + (le - lo_le) * frac) * 1000
+        lo_le, lo_c = le, c
+    return lo_le * 1000
+
+
 class Sampler:
     """Chart points over the last ``HISTORY_S``, taken every ``SAMPLE_S`` from the coordinator."""
 
@@ -86,20 +104,43 @@ class Sampler:
         self.clients = 0
         self.faults: dict[str, dict[str, Any]] = {}  # injected faults per replica, from the control backend
         self._lat_seen = 0.0  # time of the newest latency sample already counted
+        self._buckets: list[tuple[float, float]] | None = None  # previous cumulative histogram counts
 
-    def _latencies(self, now: float) -> list[float]:
-        """Write latencies acknowledged since the previous point, when the core records them
-        as ``coord.write_latency_ms``: recent ``(time.time() of the ack, latency ms)`` pairs."""
+    def _latency(self, now: float) -> tuple[float | None, float | None, int, str]:
+        """(p50 ms, p99 ms, writes, source) of the writes acknowledged since the previous point.
+
+        Exact when the core keeps ``coord.write_latency_ms`` — recent ``(time.time() of the ack,
+        latency ms)`` pairs; else estimated from the Prometheus histogram
+        ``coord.metrics.write_latency`` (linear inside a bucket); else nothing (the page then
+        charts the latencies of its own writes)."""
         samples = getattr(self.coord, "write_latency_ms", None)
-        if not samples:
-            return []
+        if samples is not None:
+            try:
+                fresh = [(float(t), float(ms)) for t, ms in list(samples) if t > self._lat_seen]
+            except (TypeError, ValueError):
+                fresh = []
+            if fresh:
+                self._lat_seen = max(t for t, _ in fresh)
+            lat = sorted(ms for _, ms in fresh)
+            if lat:
+                return _percentile(lat, 0.50), _percentile(lat, 0.99), len(lat), "exact"
+            return None, None, 0, "exact"
+        hist = getattr(getattr(self.coord, "metrics", None), "write_latency", None)
+        if hist is None:
+            return None, None, 0, "none"
         try:
-            fresh = [(t, ms) for t, ms in list(samples) if t > self._lat_seen]
-        except (TypeError, ValueError):
-            return []
-        if fresh:
-            self._lat_seen = max(t for t, _ in fresh)
-        return sorted(float(ms) for t, ms in fresh if t > now - 5 * SAMPLE_S)
+            buckets = sorted((float(smp.labels["le"]), smp.value) for m in hist.collect() for smp in m.samples
+                             if smp.name.endswith("_bucket"))
+        except Exception:  # noqa: BLE001 - an unexpected metrics shape: no latency line, not a broken page
+            return None, None, 0, "none"
+        prev, self._buckets = self._buckets, buckets
+        if prev is None or len(prev) != len(buckets):
+            return None, None, 0, "histogram"
+        counts = [(le, max(0.0, c - pc)) for (le, c), (_, pc) in zip(buckets, prev)]
+        total = counts[-1][1] if counts else 0.0
+        if total <= 0:
+            return None, None, 0, "histogram"
+        return _hist_quantile(counts, 0.50), _hist_quantile(counts, 0.99), int(total), "histogram"
 
     def take(self) -> dict[str, Any]:
         snap = self.coord.snapshot()
@@ -111,7 +152,7 @@ class Sampler:
             if now > t0 and commit >= c0:  # a reset restarts timestamps: no negative rates
                 rate = (commit - c0) / (now - t0)
         self._prev = (now, commit)
-        lat = self._latencies(now)
+        p50, p99, n, source = self._latency(now)
         replicas = snap.get("replicas") or []
         for r in replicas:
             if self.faults.get(r.get("replica_id")):
@@ -120,9 +161,10 @@ class Sampler:
             "t": now,
             "commit_timestamp": commit,
             "writes_per_s": round(rate, 2),
-            "latency_ms_p50": round(_percentile(lat, 0.50), 3) if lat else None,
-            "latency_ms_p99": round(_percentile(lat, 0.99), 3) if lat else None,
-            "latency_samples": len(lat),
+            "latency_ms_p50": round(p50, 3) if p50 is not None else None,
+            "latency_ms_p99": round(p99, 3) if p99 is not None else None,
+            "latency_samples": n,
+            "latency_source": source,
             "lag": {r["replica_id"]: r.get("replication_lag") for r in replicas},
             "lag_ms": {r["replica_id"]: r.get("lag_ms") for r in replicas},
         }

@@ -53,6 +53,8 @@ def write_body(out: WriteOutcome, started: float, extra: dict[str, Any] | None =
         "quorum": {k: q[k] for k in ("mode", "members", "acked", "weight", "threshold")},
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
     }
+    if out.replayed:
+        body["replayed"] = True
     if extra:
         body.update(extra)
     return body
@@ -70,10 +72,25 @@ async def query(request: web.Request) -> web.Response:
         body = await coord.reads.read(sql, consistency, min_ts)
         coord.metrics.read_latency.observe(time.perf_counter() - started)
         return json_response(body)
-    out = await coord.replicator.submit(_KIND[stmt.kind], (sql,))
+    out = await _submit(coord, data, _KIND[stmt.kind], (sql,))
     coord.metrics.write_latency.observe(time.perf_counter() - started)
     coord.metrics.commits.inc()
     return json_response(write_body(out, started))
+
+
+async def _submit(coord: Coordinator, data: dict[str, Any], kind: EntryKind, stmts: tuple[str, ...]) -> WriteOutcome:
+    """Submit a write, honouring an optional ``request_id``: a retry with the same key
+    returns the original outcome and never applies twice (in memory, or from the
+    persisted log after a restart)."""
+    rid = field(data, "request_id", str, default="")
+    if rid:
+        if len(rid) > 191 or not rid.isprintable():
+            raise ApiError(400, "bad_field", "field 'request_id' must be printable and at most 191 characters")
+        if not coord.replicator.knows_request(rid):
+            prior = await coord.persisted_outcome(rid)
+            if prior is not None:
+                return prior
+    return await coord.replicator.submit(kind, stmts, request_id=rid)
 
 
 async def transaction(request: web.Request) -> web.Response:
@@ -94,7 +111,7 @@ async def transaction(request: web.Request) -> web.Response:
             raise ApiError(400, "not_dml", f"statements[{i}] is {stmt.kind.value} ({stmt.verb}); a transaction holds "
                            "only INSERT/UPDATE/DELETE/REPLACE")
         rendered.append(sql)
-    out = await coord.replicator.submit(EntryKind.TXN, tuple(rendered))
+    out = await _submit(coord, data, EntryKind.TXN, tuple(rendered))
     coord.metrics.write_latency.observe(time.perf_counter() - started)
     coord.metrics.commits.inc()
     body = write_body(out, started, {"statements": [{"rows_affected": r[0], "last_insert_id": r[1]} for r in out.results]})

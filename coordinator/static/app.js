@@ -143,7 +143,7 @@
       const w = weights[id] || 0;
       const cls = ["qseg", members.has(id) ? "member" : "", health[id] === false ? "out" : ""].join(" ");
       const n = String(id).match(/(\d+)$/);
-      const label = `${members.has(id) ? "◆ " : ""}<span class="ql-long">${esc(short(id))} </span><span class="ql-short">${esc(n ? "#" + n[1] : short(id))} </span>${num(w, 2)}`;
+      const label = `${members.has(id) ? "<span>◆</span>" : ""}<span class="ql-long">${esc(short(id))} </span><span class="ql-short">${esc(n ? "#" + n[1] : short(id))} </span><span>${num(w, 2)}</span>`;
       return `<div class="${cls}" style="flex:${w} 1 0" title="${esc(id)}: weight ${num(w, 3)}${members.has(id) ? " (cabinet)" : ""}${health[id] === false ? " — unavailable" : ""}">${label}</div>`;
     });
     const thr = q.threshold || total / 2;
@@ -243,8 +243,12 @@
       { key: "p50", label: "p50", points: h.map((p) => [p.t, p.latency_ms_p50]) },
       { key: "p99", label: "p99", points: h.map((p) => [p.t, p.latency_ms_p99]) },
     ]);
+    const lastSrc = h[h.length - 1].latency_source;
     const anyServer = h.some((p) => p.latency_ms_p50 != null && !p.local);
-    $("#lat-note").textContent = anyServer ? "" : "· from this page's writes (run load)";
+    const note = $("#lat-note");
+    note.textContent = lastSrc === "histogram" ? "· estimated" : lastSrc === "exact" || anyServer ? "" : "· this page's writes";
+    note.title = lastSrc === "histogram" ? "p50/p99 interpolated inside the coordinator's latency histogram buckets"
+      : lastSrc === "exact" || anyServer ? "" : "the coordinator reports no write latencies; showing the writes this page made (run load)";
     const ids = [];
     for (const p of h) for (const id of Object.keys(p.lag || {})) if (!ids.includes(id)) ids.push(id);
     ids.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));

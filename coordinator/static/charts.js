@@ -9,7 +9,7 @@
   function niceMax(v) {
     if (!(v > 0)) return 1;
     const exp = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * exp >= v) return m * exp;
+    for (const m of [1, 2, 4, 6, 8, 10]) if (m * exp >= v) return m * exp;
     return 10 * exp;
   }
 
