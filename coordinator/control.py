@@ -220,7 +220,8 @@ class LocalControl(ControlBackend):
 
 
 def _faults(status: Any) -> dict[str, Any]:
-    return {"delay_ms": int(status.delay_ms), "partitioned": bool(status.partitioned)}
+    return {"delay_ms": int(status.delay_ms), "partitioned": bool(status.partitioned),
+            "process": str(status.state)}  # running | paused | stopped | dead
 
 
 # --------------------------------------------------------------------------- docker

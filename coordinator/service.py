@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ class Coordinator:
         self.replicator.on_leader_down = self.failover.leader_suspected
         self.control = control.build(cfg)
         self.rebuilds = 0
+        self.write_latency_ms: deque[tuple[float, float]] = deque(maxlen=8192)  # (ack time, ms): dashboard
         self.metrics = Metrics()
         self.metrics.attach(self)
         self.events.on_emit.append(self._count_events)

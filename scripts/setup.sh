@@ -11,6 +11,7 @@ have mariadbd || need_apt+=(mariadb-server)
 have mariadb || need_apt+=(mariadb-client)
 have wrk || need_apt+=(wrk)
 have python3 || need_apt+=(python3)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the dashboard's browser test (Playwright drives it)
 if have python3 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -78,6 +78,10 @@ class Report:
         return [c for c in self.checks if c["ok"] is False]
 
 
+def _r(x: Any) -> str:
+    return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+
+
 class Abort(Exception):
     """A scenario cannot go on (the reason was already reported)."""
 
@@ -251,11 +255,12 @@ class Stress:
                 return m
             await asyncio.sleep(0.1)
 
-    async def verify_rows(self, acked: list[Rec], what: str, timeout: float = 20.0) -> bool:
+    async def verify_rows(self, acked: list[Rec], what: str, timeout: float | None = None) -> bool:
         """Every replica (read directly) holds every acknowledged row with the leader's id."""
         if not acked:
             self.r.bad(what, "no write was acknowledged, nothing to check")
             return False
+        timeout = self.args.settle if timeout is None else timeout
         max_ts = max(r.ts for r in acked)
         m = await self.wait_caught_up(max_ts, timeout)
         behind = {rid: x["applied_timestamp"] for rid, x in m.items() if x["applied_timestamp"] < max_ts}
@@ -598,15 +603,15 @@ class Stress:
                         f"{tm.get('catch_up_ms')} ms, resume {tm.get('resume_ms')} ms, total {tm.get('total_ms')} ms")
         ed = result.get("election_details") or {}
         if ed:
-            self.r.ok(f"SEER elected {result.get('new_master')} (score {ed.get('score')}, predicted commit "
-                      f"{ed.get('predicted_commit_ms')} ms)")
+            self.r.ok(f"SEER elected {result.get('new_master')} (score {_r(ed.get('score'))}, predicted commit "
+                      f"{_r(ed.get('predicted_commit_ms'))} ms)")
             t = Table(box=None, header_style="bold")
             for col in ("candidate", "eligible", "score", "predicted ms", "exec ms", "quorum wait", "penalty", "why not"):
                 t.add_column(col)
             for cnd in ed.get("candidates", []):
-                t.add_row(cnd["name"], "yes" if cnd["eligible"] else "no", str(cnd.get("score") or "-"),
-                          str(cnd.get("predicted_commit_ms") or "-"), f"{cnd.get('exec_ms', 0):.2f}",
-                          str(cnd.get("quorum_wait_ms") or "-"), str(cnd.get("instability_penalty_ms", 0)),
+                t.add_row(cnd["name"], "yes" if cnd["eligible"] else "no", _r(cnd.get("score")),
+                          _r(cnd.get("predicted_commit_ms")), _r(cnd.get("exec_ms")),
+                          _r(cnd.get("quorum_wait_ms")), _r(cnd.get("instability_penalty_ms")),
                           cnd.get("reason") or "")
             self.c.print(t)
             if ed.get("reason"):
@@ -772,13 +777,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics-url", help="metrics service URL (default: the gateway's host, port 8003)")
     ap.add_argument("--config", help="the coordinator's config.toml (replica addresses for direct checks)")
     ap.add_argument("--json", help="write every figure and check to this file")
+    ap.add_argument("--settle", type=float, default=20.0,
+                    help="seconds a replica may take to show an acknowledged row before it counts as missing")
     ap.add_argument("--interactive", action="store_true",
                     help="failover: you stop/start the master yourself; manual fault steps wait for Enter")
     args = ap.parse_args(argv)
     if args.writes < 1 or args.clients < 1 or args.duration <= 0:
         ap.error("--writes, --clients and --duration must be positive")
     tty = sys.stdout.isatty()
-    console = Console(no_color=not tty, highlight=tty, width=None if tty else 120)
+    console = Console(no_color=not tty, highlight=tty, width=None if tty else 160, soft_wrap=not tty)
     ep = resolve_endpoints(args.url, args.metrics_url, args.config)
     for note in ep.notes:
         console.print(f"[yellow]{note}[/]")

@@ -73,9 +73,15 @@ async def query(request: web.Request) -> web.Response:
         coord.metrics.read_latency.observe(time.perf_counter() - started)
         return json_response(body)
     out = await _submit(coord, data, _KIND[stmt.kind], (sql,))
-    coord.metrics.write_latency.observe(time.perf_counter() - started)
-    coord.metrics.commits.inc()
+    _record_write(coord, started)
     return json_response(write_body(out, started))
+
+
+def _record_write(coord: Coordinator, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    coord.metrics.write_latency.observe(elapsed)
+    coord.metrics.commits.inc()
+    coord.write_latency_ms.append((time.time(), elapsed * 1000))
 
 
 async def _submit(coord: Coordinator, data: dict[str, Any], kind: EntryKind, stmts: tuple[str, ...]) -> WriteOutcome:
@@ -112,8 +118,7 @@ async def transaction(request: web.Request) -> web.Response:
                            "only INSERT/UPDATE/DELETE/REPLACE")
         rendered.append(sql)
     out = await _submit(coord, data, EntryKind.TXN, tuple(rendered))
-    coord.metrics.write_latency.observe(time.perf_counter() - started)
-    coord.metrics.commits.inc()
+    _record_write(coord, started)
     body = write_body(out, started, {"statements": [{"rows_affected": r[0], "last_insert_id": r[1]} for r in out.results]})
     body["message"] = body["message"].replace("Write successful", "Transaction committed")
     return json_response(body)

@@ -1,0 +1,1 @@
+"""Deterministic simulation of the coordinator core (fake clock, network and replicas)."""
