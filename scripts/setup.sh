@@ -11,7 +11,8 @@ have mariadbd || need_apt+=(mariadb-server)
 have mariadb || need_apt+=(mariadb-client)
 have wrk || need_apt+=(wrk)
 have python3 || need_apt+=(python3)
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the dashboard's browser test (Playwright drives it)
+# the dashboard's browser test drives Debian's chromium (only the test command asks for it)
+if [ "${NEED_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 if have python3 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -4,7 +4,7 @@
 # dirs and stop them. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+NEED_BROWSER=1 source scripts/setup.sh
 set +e
 .venv/bin/python -m pytest -q -ra "$@"
 rc=$?

@@ -253,11 +253,11 @@ async def test_local_stop_pause_resume(local: LocalControl, cluster: LocalCluste
 async def test_local_delay_and_heal(local: LocalControl, cluster: LocalCluster) -> None:  # noqa: F811
     addr = cluster.address("replica-3")
     out = await local.fault("replica-3", delay_ms=100)
-    assert out["faults"] == {"delay_ms": 100, "partitioned": False}
-    assert (await local.faults())["replica-3"] == {"delay_ms": 100, "partitioned": False}
+    assert out["faults"] == {"delay_ms": 100, "partitioned": False, "process": "running"}
+    assert (await local.faults())["replica-3"] == {"delay_ms": 100, "partitioned": False, "process": "running"}
     assert await select_one(*addr) >= 0.1
     out = await local.fault("replica-3")
-    assert out["faults"] == {"delay_ms": 0, "partitioned": False}
+    assert out["faults"] == {"delay_ms": 0, "partitioned": False, "process": "running"}
     assert state(cluster, "replica-3").delay_ms == 0
     await select_one(*addr)
 
@@ -267,14 +267,14 @@ async def test_local_partition_and_heal(local: LocalControl, cluster: LocalClust
     addr = cluster.address("replica-3")
     await local.fault("replica-3", delay_ms=20)
     out = await local.fault("replica-3", partition=True)
-    assert out["faults"] == {"delay_ms": 20, "partitioned": True}
+    assert out["faults"] == {"delay_ms": 20, "partitioned": True, "process": "running"}
     with pytest.raises((TimeoutError, asyncmy.errors.OperationalError)):
         await asyncio.wait_for(select_one(*addr), 1.5)
     out = await local.fault("replica-3", partition=False)  # keeps the delay
-    assert out["faults"] == {"delay_ms": 20, "partitioned": False}
+    assert out["faults"] == {"delay_ms": 20, "partitioned": False, "process": "running"}
     await wait_until(lambda: _answers(addr), 10, "replica-3 to answer after heal")
     out = await local.fault("replica-3", delay_ms=0)
-    assert out["faults"] == {"delay_ms": 0, "partitioned": False}
+    assert out["faults"] == {"delay_ms": 0, "partitioned": False, "process": "running"}
 
 
 async def _answers(addr: tuple[str, int]) -> bool:
@@ -295,6 +295,6 @@ async def test_local_unknown_replica_and_config_mapping(cluster: LocalCluster) -
     with pytest.raises(ControlError) as err:
         await lc.pause("replica-2")
     assert err.value.status == 404 and "r1" in err.value.message
-    assert (await lc.faults())["r1"] == {"delay_ms": 0, "partitioned": False}
+    assert (await lc.faults())["r1"] == {"delay_ms": 0, "partitioned": False, "process": "running"}
     out = await lc.fault("r1")
     assert out["node"] == "replica-1"

@@ -415,7 +415,7 @@ def test_wrong_content_type_is_415(server: Server, port: str, path: str, ctype: 
 @pytest.mark.parametrize("port,path", POST_ENDPOINTS + [("gateway", "/admin/trigger-failover"),
                                                        ("gateway", "/admin/replicas/replica-1/fault")])
 @pytest.mark.parametrize("raw", [b"{", b"{'a': 1}", b"{\"a\": NaN}", b"\xff\xfe", b"{\"a\": \"\\ud800\"}",
-                                 b"\xef\xbb\xbf{}", b"[" * 5000, b"{\"a\": 1} x"])
+                                 b"\xef\xbb\xbf{}", b"[" * 2000, b"{\"a\": 1} x"])
 def test_invalid_json_is_400(server: Server, port: str, path: str, raw: bytes) -> None:
     r = server.request(port, "POST", path, raw=raw, headers={"Content-Type": "application/json"})
     body = assert_api_answer(r)

@@ -270,7 +270,7 @@ class FakeReplica:
         if mark is not None:
             self.ts_mark = mark
         if role == "lead":
-            self.world.on_lead_commit(self, req.inc, epoch, entries)
+            self.world.checker.on_lead_commit(self, req.inc, epoch, entries)
             if self.crash_after_lead:
                 self.crash_after_lead = False
                 self.world.nemesis_kill(self, "crashed right after committing a leader batch")
@@ -492,8 +492,6 @@ class Coordinator:
 
     # health monitor (monitor.py) ------------------------------------------------------------------
     def _poll(self, rid: str) -> None:
-        cid = 0
-
         def done(res: tuple[Any, ...]) -> None:
             lat = self.sim.now - sent
             if res[0] == "ok":
@@ -510,8 +508,7 @@ class Coordinator:
             self.at(max(0, self.cfg.poll_interval_ms - lat), self._poll, rid)
 
         sent = self.sim.now
-        cid = self.call(rid, "monitor", "poll", (), self.cfg.poll_timeout_ms, done)
-        del cid
+        self.call(rid, "monitor", "poll", (), self.cfg.poll_timeout_ms, done)
 
     def _health_changed(self, rid: str, healthy: bool) -> None:
         self.rs[rid].healthy = healthy
@@ -584,7 +581,7 @@ class Coordinator:
         if w.id == self.leader_id and self.active and self.leading_enabled:
             if self.in_doubt is not None:
                 self._wcall(w, "state", (), lambda res, lat: self._on_resolve(w, res))
-            elif w.applied_ts < self.log.last_ts:
+            elif w.applied_ts < self.log.last_ts and "skip_catchup" not in self.cfg.bugs:
                 self._follow(w)
             else:
                 self._lead(w)
@@ -813,8 +810,6 @@ class Coordinator:
             r.logged = True
         self.waiters.extend(reqs)
         w.applied_ts, w.applied_epoch = entries[-1].ts, entries[-1].epoch
-        if "ack_before_quorum" in self.cfg.bugs:
-            self.commit_ts = max(self.commit_ts, entries[-1].ts - 1)
         self._recompute_commit()
         self.log.trim(self.w.memory_log_entries)
         self.wake_all()
@@ -1004,7 +999,7 @@ class Checker:
         self.canon: dict[int, tuple[int, str]] = {}  # decided history: ts -> (epoch, payload)
         self.canon_keys: list[int] = []  # sorted
         self.issued: dict[tuple[int, int], str] = {}  # (epoch, ts) -> payload, over all incarnations
-        self.logged: dict[tuple[int, int], dict[int, Entry]] = {}  # per incarnation: ts -> entry
+        self.logged: dict[int, tuple[list[int], dict[int, Entry]]] = {}  # per incarnation: sorted ts, ts -> entry
         self.writers: dict[int, tuple[str, int]] = {}  # epoch -> (leader replica, coordinator incarnation)
         self.verified: dict[str, tuple[int, int]] = {}  # rid -> (log version, verified prefix length)
         self.last_issued: dict[int, int] = {}
@@ -1028,9 +1023,15 @@ class Checker:
                           "by (epoch, ts) can no longer tell the two histories apart")
             self.issued[(e.epoch, e.ts)] = p
 
+    def _log_of(self, inc: int) -> tuple[list[int], dict[int, Entry]]:
+        return self.logged.setdefault(inc, ([], {}))
+
     def on_logged(self, c: Coordinator, entries: list[Entry]) -> None:
-        d = self.logged.setdefault((c.inc, 0), {})
+        keys, d = self._log_of(c.inc)
         for e in entries:
+            if keys and e.ts <= keys[-1]:
+                self.fail(f"coordinator#{c.inc} logged ts {e.ts} after {keys[-1]}")
+            keys.append(e.ts)
             d[e.ts] = e
 
     def _decide(self, ts: int, epoch: int, payload: str, why: str) -> None:
@@ -1051,17 +1052,17 @@ class Checker:
         self.canon_keys.insert(i, ts)
 
     def on_commit(self, c: Coordinator, old: int, new: int) -> None:
-        d = self.logged.get((c.inc, 0), {})
-        for ts in sorted(d):
-            if old < ts <= new:
-                e = d[ts]
-                self._decide(ts, e.epoch, payload_of(e), f"commit index {new} of coordinator#{c.inc}")
+        keys, d = self._log_of(c.inc)
+        for ts in keys[bisect_right(keys, old):bisect_right(keys, new)]:
+            e = d[ts]
+            self._decide(ts, e.epoch, payload_of(e), f"commit index {new} of coordinator#{c.inc}")
 
     def on_recovered(self, c: Coordinator, src: list[Rec]) -> None:
         for ts, ep, p, _ in src:
             self._decide(ts, ep, p, f"adopted on recovery by coordinator#{c.inc}")
-        d = self.logged.setdefault((c.inc, 0), {})
+        keys, d = self._log_of(c.inc)
         for ts, ep, p, m in src:
+            keys.append(ts)
             d[ts] = mk_entry(ts, ep, p, m)
         for ts, p in self.acked:
             if self.canon.get(ts, (0, p))[1] != p or ts not in self.canon:
