@@ -85,27 +85,27 @@ def log_values(entry: Entry) -> str:
     rid = f"'{escape_string(entry.request_id)}'" if entry.request_id else "NULL"
     return (
         f"({entry.ts},{entry.epoch},{int(entry.kind)},{entry.time_us},{entry.seed1},{entry.seed2},"
-        f"{entry.mark},{rid},'{escape_string(body)}')"
+        f"{entry.mark},{rid},'{escape_string(entry.leader)}','{escape_string(body)}')"
     )
 
 
 def log_insert(schema: str, entries: Sequence[Entry]) -> str:
     rows = ",".join(log_values(e) for e in entries)
-    return f"INSERT INTO `{schema}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body) VALUES {rows}"
+    return f"INSERT INTO `{schema}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) VALUES {rows}"
 
 
 def entry_from_row(row: Sequence[Any]) -> Entry:
-    ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body = row
+    ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body = row
     stmts = tuple(Statement(st[0], int(st[1]), int(st[2]) if len(st) > 2 else 0) for st in orjson.loads(body))
     return make_entry(int(ts), int(epoch), EntryKind(int(kind)), stmts, int(time_us), int(seed1), int(seed2),
-                      int(mark), request_id or "")
+                      int(mark), request_id or "", leader or "")
 
 
 def make_entry(ts: int, epoch: int, kind: EntryKind, stmts: tuple[Statement, ...], time_us: int, seed1: int,
-               seed2: int, mark: int = 0, request_id: str = "") -> Entry:
+               seed2: int, mark: int = 0, request_id: str = "", leader: str = "") -> Entry:
     """An Entry with its replay text and log row rendered once, for every follower."""
-    plain = Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark, request_id)
-    return Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark, request_id,
+    plain = Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark, request_id, leader)
+    return Entry(ts, epoch, kind, stmts, time_us, seed1, seed2, mark, request_id, leader,
                  replay=replay_fragment(plain), row=log_values(plain))
 
 

@@ -717,7 +717,7 @@ class Replicator:
             if mark is not None and req is done[-1] and not entry_mark:
                 entry_mark = mark
             entries.append(batchsql.make_entry(ts, self.epoch, req.kind, stmts, time_us, req.seeds[0], req.seeds[1],
-                                               entry_mark, req.request_id))
+                                               entry_mark, req.request_id, self.leader_id))
         return entries
 
     def _append(self, rs: ReplicaState, entries: list[Entry], done: list[WriteRequest]) -> None:

@@ -40,6 +40,7 @@ class Entry:
     seed2: int
     mark: int = 0  # timestamp high-water mark this entry persists (0 = none)
     request_id: str = ""  # the client's idempotency key, if it sent one
+    leader: str = ""  # the replica that executed it first (audits: one leader per epoch)
     # Rendered once (batchsql.make_entry) and reused by every follower's batches.
     replay: str = field(default="", compare=False, repr=False)
     row: str = field(default="", compare=False, repr=False)

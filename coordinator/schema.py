@@ -41,7 +41,8 @@ def internal_ddl(schema: str, database: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS `{schema}`.log ("
         " ts BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, kind TINYINT NOT NULL, time_us BIGINT NOT NULL,"
         " seed1 BIGINT NOT NULL, seed2 BIGINT NOT NULL, mark BIGINT NOT NULL DEFAULT 0,"
-        " request_id VARCHAR(191) NULL, body LONGTEXT NOT NULL, KEY by_request (request_id)) ENGINE=InnoDB",
+        " request_id VARCHAR(191) NULL, leader VARCHAR(64) NOT NULL DEFAULT '', body LONGTEXT NOT NULL,"
+        " KEY by_request (request_id)) ENGINE=InnoDB",
     ]
 
 
@@ -74,7 +75,7 @@ async def read_state(conn: Any, schema: str, timeout_s: float) -> ReplicaSnapsho
 async def read_log(conn: Any, schema: str, after_ts: int, limit: int, timeout_s: float) -> list[Entry]:
     _, rows = await mysqlio.fetch(
         conn,
-        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body FROM `{schema}`.log "
+        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{schema}`.log "
         f"WHERE ts > {int(after_ts)} ORDER BY ts LIMIT {int(limit)}",
         timeout_s,
     )
@@ -84,7 +85,7 @@ async def read_log(conn: Any, schema: str, after_ts: int, limit: int, timeout_s:
 async def log_entry(conn: Any, schema: str, ts: int, timeout_s: float) -> Entry | None:
     _, rows = await mysqlio.fetch(
         conn,
-        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body FROM `{schema}`.log "
+        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{schema}`.log "
         f"WHERE ts = {int(ts)}",
         timeout_s,
     )
@@ -96,7 +97,7 @@ async def find_request(conn: Any, schema: str, request_id: str, timeout_s: float
     from asyncmy.converters import escape_string
     _, rows = await mysqlio.fetch(
         conn,
-        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body FROM `{schema}`.log "
+        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{schema}`.log "
         f"WHERE request_id = '{escape_string(request_id)}' ORDER BY ts LIMIT 1",
         timeout_s,
     )

@@ -282,7 +282,7 @@ class Coordinator:
         r = self.replicator
         try:
             _, rows = await self.reads.pools[r.leader_id].query(
-                f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body FROM `{r.schema}`.log "
+                f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{r.schema}`.log "
                 f"WHERE request_id = '{escape_string(request_id)}' ORDER BY ts LIMIT 1",
                 self.cfg.mysql.query_timeout_s)
         except (ReplicaDown, StatementError):

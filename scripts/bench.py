@@ -195,9 +195,6 @@ def semisync_part(tmp: Path, clients: list[int], duration: float, probe_clients:
 
 def coordinator_writes(url: str, cluster: Any, clients: list[int], duration: float, probe_clients: int,
                        probe_s: float, semisync: dict[int, dict[str, Any]], result: dict[str, Any]) -> list[dict[str, Any]]:
-    st, body = http_json(url + "/query", {"query": f"CREATE TABLE bench {BENCH_COLS}"})
-    if st != 200:
-        raise RuntimeError(f"cannot create the bench table: {body}")
     single = cluster.node_names()[0]  # a follower's server: the coordinator never touches database benchdirect
     sh, sp_ = cluster.address(single, direct=True)
     sql(sh, sp_, f"CREATE DATABASE IF NOT EXISTS benchdirect; CREATE TABLE IF NOT EXISTS benchdirect.bench {BENCH_COLS}")
@@ -284,7 +281,12 @@ def slowed_part(url: str, cluster: Any, clients: int, duration: float) -> dict[s
                 w = run_wrk(url, clients, duration, ROOT / "scripts" / "wrk_insert.lua", [f"s{mode}{len(cells)}", "bench"])
                 say(f"    {w['per_s']:.0f} writes/s, p50 {w.get('p50_ms', 0):.1f} ms, p99 {w.get('p99_ms', 0):.1f} ms, "
                     f"errors {w['errors']:.0f}")
-                cells.append({"mode": mode, "fault": fault, "client": "wrk"} | {k: v for k, v in w.items() if k != "raw"})
+                cell = {"mode": mode, "fault": fault, "client": "wrk"} | {k: v for k, v in w.items() if k != "raw"}
+                if w["errors"] or w["socket_errors"]:
+                    st, body = http_json(url + "/query", {"query": "INSERT INTO bench (name, email) VALUES ('x', 'y')"})
+                    cell["sample_error"] = body
+                    say(f"    !! failed requests; a sample write now answers {st}: {body}")
+                cells.append(cell)
     finally:
         cluster.heal()
         http_json(url + "/admin/replication-mode", {"mode": "cabinet"})
@@ -426,7 +428,10 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=5, help="failover trials per fault kind (default 5)")
     ap.add_argument("--quick", action="store_true", help="short run for CI: 64 clients, 2 s figures, 2 trials")
     ap.add_argument("--json", help="write all figures to this file")
+    ap.add_argument("--parts", default="writes,reads,failover,slowed",
+                    help="comma-separated subset of writes,reads,failover,slowed (default: all)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     require_tools("wrk", "mariadb-slap", "mariadb")
     clients = [64] if args.quick else [int(x) for x in args.clients.split(",")]
     duration = 2.0 if args.quick else args.duration
@@ -444,7 +449,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="qc-bench-"))
     code = 0
     try:
-        semisync = semisync_part(tmp, clients, duration, probe_clients, probe_s, result)
+        semisync = semisync_part(tmp, clients, duration, probe_clients, probe_s, result) if "writes" in parts else {}
         cluster = new_cluster(tmp / "coord", 4)
         say("==> coordinator: starting a 4-node MariaDB cluster")
         cluster.up()
@@ -453,19 +458,26 @@ def main() -> int:
             say("==> coordinator (direct to the servers, proxies bypassed)")
             coord.start()
             try:
-                result["writes"] = coordinator_writes(coord.url, cluster, clients, duration, probe_clients, probe_s,
-                                                      semisync, result)
-                result["reads"] = reads_part(coord.url, cluster, reads_s)
-                result["failover"] = failover_part(coord.url, coord.metrics_url, cluster, trials, 16)
+                st, body = http_json(coord.url + "/query", {"query": f"CREATE TABLE bench {BENCH_COLS}"})
+                if st != 200:
+                    raise RuntimeError(f"cannot create the bench table: {body}")
+                if "writes" in parts:
+                    result["writes"] = coordinator_writes(coord.url, cluster, clients, duration, probe_clients,
+                                                          probe_s, semisync, result)
+                if "reads" in parts:
+                    result["reads"] = reads_part(coord.url, cluster, reads_s)
+                if "failover" in parts:
+                    result["failover"] = failover_part(coord.url, coord.metrics_url, cluster, trials, 16)
             finally:
                 coord.stop()
-            coord2 = CoordinatorProc(cluster, tmp, direct=False)
-            say("==> coordinator restarted through the fault proxies (for the injected delays)")
-            coord2.start()
-            try:
-                result["slowed_followers"] = slowed_part(coord2.url, cluster, slowed_clients, slowed_s)
-            finally:
-                coord2.stop()
+            if "slowed" in parts:
+                coord2 = CoordinatorProc(cluster, tmp, direct=False)
+                say("==> coordinator restarted through the fault proxies (for the injected delays)")
+                coord2.start()
+                try:
+                    result["slowed_followers"] = slowed_part(coord2.url, cluster, slowed_clients, slowed_s)
+                finally:
+                    coord2.stop()
         finally:
             cluster.down(wipe=True)
     except Exception as exc:  # noqa: BLE001 — report, still print what was measured

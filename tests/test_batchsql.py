@@ -322,7 +322,7 @@ def test_follower_batch_shape() -> None:
     p = parts(batch)
     assert p[0] in TXN_START and p[-1] == "COMMIT"
     assert p[-3:-1] == [
-        f"INSERT INTO `{SCHEMA}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body) VALUES "
+        f"INSERT INTO `{SCHEMA}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) VALUES "
         + ",".join(log_values(e) for e in (e1, e2, e3)),
         f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 3), epoch_seen=3, applied_ts=7, applied_epoch=3 WHERE id=1",
     ]
@@ -421,7 +421,7 @@ def test_leader_commit() -> None:
     es = [mk(1, "DELETE FROM t"), mk(2, "DELETE FROM t", mark=99)]
     p = parts(leader_commit(SCHEMA, 5, es, trim_below=0))
     assert p == [
-        f"INSERT INTO `{SCHEMA}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, body) VALUES "
+        f"INSERT INTO `{SCHEMA}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) VALUES "
         + ",".join(log_values(e) for e in es),
         f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 5), epoch_seen=5, applied_ts=2, applied_epoch=3, ts_mark=99 WHERE id=1",
         "COMMIT",
@@ -492,7 +492,7 @@ def test_leader_execute_property(reqs: list[list[str]], begin: bool, time_us: in
 def row_from_entry(e: Entry) -> tuple[Any, ...]:
     """What the log table holds for ``e`` (body as the JSON text log_values stores)."""
     body = orjson.dumps([[s.sql, s.insert_id, s.rows] for s in e.statements]).decode()
-    return (e.ts, e.epoch, int(e.kind), e.time_us, e.seed1, e.seed2, e.mark, e.request_id or None, body)
+    return (e.ts, e.epoch, int(e.kind), e.time_us, e.seed1, e.seed2, e.mark, e.request_id or None, e.leader, body)
 
 
 def parse_values_tuple(text: str) -> tuple[Any, ...]:

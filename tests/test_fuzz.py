@@ -576,6 +576,7 @@ KNOWN_PATHS = ["/query", "/transaction", "/status", "/health", "/admin/events", 
                "/static/", "/static/x.py", "/static/index.html%00.js"]
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "CONNECT", "PROPFIND", "FOO",
            "get", "Post", "M-SEARCH", "X" * 40]
+STANDARD = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE")
 DESTRUCTIVE = ("/admin/reset", "/admin/stop-master", "/admin/start-master", "/admin/trigger-failover",
                "/admin/replicas/replica-1/stop", "/admin/replicas/replica-1/fault")
 
@@ -605,6 +606,8 @@ def test_random_methods_and_paths(server: Server, port: str, method: str, path: 
     if method == "HEAD" or r.status == 304:
         assert r.status != 500, r
         return
+    if r.status == 400 and r.headers.get("content-type", "").startswith("text/plain") and method not in STANDARD:
+        return  # the HTTP parser refused the method itself; test_request_line_and_header_errors_are_json covers it
     assert_api_answer(r)
 
 
@@ -713,7 +716,7 @@ GARBAGE = [
 @pytest.mark.parametrize("payload", GARBAGE, ids=range(len(GARBAGE)))
 def test_garbage_requests_never_500(server: Server, payload: bytes) -> None:
     """Protocol-level garbage is answered with a 4xx (or the connection closed), never a 500."""
-    out = raw_exchange(server.ports["gateway"], payload, timeout=5, close_write=True)
+    out = raw_exchange(server.ports["gateway"], payload, timeout=3)
     if out:
         status, headers, body = parse_raw(out)
         assert status != 500 and 400 <= status < 500 or status == 200, out[:300]
@@ -723,8 +726,9 @@ def test_garbage_requests_never_500(server: Server, payload: bytes) -> None:
 def test_request_line_and_header_errors_are_json(server: Server) -> None:
     """What the HTTP parser rejects is answered in the same JSON error shape as everything else."""
     bad = []
-    for payload in (GARBAGE[2], GARBAGE[3], GARBAGE[4], GARBAGE[7], GARBAGE[8]):
-        out = raw_exchange(server.ports["gateway"], payload, timeout=5, close_write=True)
+    unknown_method = b"FOO /query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for payload in (GARBAGE[2], GARBAGE[3], GARBAGE[4], GARBAGE[7], GARBAGE[8], unknown_method):
+        out = raw_exchange(server.ports["gateway"], payload, timeout=3)
         if not out:
             continue
         status, headers, body = parse_raw(out)

@@ -38,9 +38,23 @@ from coordinator.timestamps import TimestampAllocator
 # Deliberate model bugs, for the "the checker can fail" tests.
 BUGS = ("ack_before_quorum", "reuse_ts_after_restart", "skip_catchup", "no_fencing")
 
+# Behaviours of the current shell that this simulation showed to be unsafe. By default the
+# model runs a corrected version; listing a quirk in ``SimConfig.shell_quirks`` reproduces
+# the shell as written (see the known-issue tests).
+#  rebuild_trusts_source: catchup.rebuild copies a source whose applied position is not a
+#    point of the log (e.g. the leader holding an in-doubt batch that is later re-queued)
+#    and adopts that position unchecked; the copy's extra entries are never detected.
+#  peer_catchup_overshoots: catchup.from_peer applies whole chunks of a peer's log, past
+#    the in-memory floor, so it can copy such an unlogged tail too.
+SHELL_QUIRKS = ("rebuild_trusts_source", "peer_catchup_overshoots")
+
 
 class Violation(AssertionError):
     """An invariant did not hold."""
+
+
+class Stuck(Exception):
+    """Liveness: the healed cluster did not converge, for a reason diagnosed as known."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,8 @@ class SimConfig:
     max_step_ms: int = 60
     quiesce_ms: int = 60_000
     bugs: frozenset[str] = frozenset()
+    shell_quirks: frozenset[str] = frozenset()
+    strict_liveness: bool = False  # treat "stuck: no replica can serve a rebuild" as a violation
 
 
 def mk_entry(ts: int, epoch: int, payload: str, mark: int = 0) -> Entry:
@@ -609,7 +625,9 @@ class Coordinator:
 
     def _errant(self, w: RState) -> str | None:
         """catchup.errant: is the replica's (epoch, ts) position a point of the log?"""
-        ts, epoch = w.applied_ts, w.applied_epoch
+        return self._errant_position(w.applied_ts, w.applied_epoch, w.id)
+
+    def _errant_position(self, ts: int, epoch: int, rid: str) -> str | None:
         lg = self.log
         if ts == 0:
             return None
@@ -626,7 +644,7 @@ class Coordinator:
             return None if lg.floor_epoch == epoch else f"floor entry {ts} epoch {lg.floor_epoch} != {epoch}"
         # Simplification: the peers' persisted logs are read directly (the real code opens
         # a connection to each peer in turn); only peers reachable right now answer.
-        others = sorted((p for p in self.ids if p != w.id), key=lambda p: not self.rs[p].available)
+        others = sorted((p for p in self.ids if p != rid), key=lambda p: not self.rs[p].available)
         for pid in others:
             rep = self.w.replicas[pid]
             if not rep.up or rep.paused or pid in self.w.net.partitioned:
@@ -686,6 +704,18 @@ class Coordinator:
                     self._sleep(w)
                     return
                 entries = res[1]
+                if "peer_catchup_overshoots" not in self.cfg.shell_quirks:
+                    # only what is below the floor (committed) or is an entry of the log
+                    keep = []
+                    for e in entries:
+                        mine = self.log.get(e.ts) if e.ts > self.log.floor_ts else None
+                        if e.ts > self.log.floor_ts and (mine is None or mine.epoch != e.epoch):
+                            break
+                        keep.append(e)
+                    entries = keep
+                    if not entries:
+                        self._sleep(w)
+                        return
                 epoch = self.epoch
                 self._wcall(w, "commit", (epoch, entries, "follow"),
                             lambda r2, lat: self._on_applied(w, r2, lat, entries, epoch))
@@ -717,6 +747,13 @@ class Coordinator:
                 self._sleep(w)
                 return
             snap, recs = res[1], res[2]
+            if "rebuild_trusts_source" not in self.cfg.shell_quirks:
+                why = self._errant_position(snap.applied_ts, snap.applied_epoch, src.id)
+                if why:
+                    w.rebuilding = False
+                    self.sim.log(f"rebuild of {w.id}: source {src.id} rejected ({why})")
+                    self._sleep(w)
+                    return
             self._wcall(w, "install", (recs, self.epoch), lambda r2, lat: installed(r2, snap))
 
         def installed(res: tuple[Any, ...], snap: Snapshot) -> None:
@@ -1176,6 +1213,7 @@ class Result:
     digest: str
     violation: str | None
     stats: dict[str, int] = field(default_factory=dict)
+    stuck: str | None = None
 
     def report(self, tail: int = 80) -> str:
         lines = [f"SIM FAILURE seed={self.seed} n={self.cfg.n} t={self.cfg.t} mode={self.cfg.mode} "
@@ -1191,7 +1229,7 @@ class World:
         self.cfg = cfg
         self.sim = Sim(seed)
         rng = self.sim.rng
-        self.memory_log_entries = cfg.memory_log_entries or rng.choice((6, 20, 200_000))
+        self.memory_log_entries = cfg.memory_log_entries or rng.choice((3 * cfg.max_batch, 64, 200_000))
         self.window = cfg.window or rng.choice((3, 8, 40, 10_000))
         drop_p = cfg.drop_p if cfg.drop_p is not None else rng.choice((0.0, 0.005, 0.03))
         self.net = Network(self.sim, cfg.base_delay_ms, cfg.jitter_ms, drop_p)
@@ -1357,11 +1395,25 @@ class World:
                     self.sim.log("converged")
                     return
         c = self.coord
+        reason = self._stuck_reason()
+        if reason and not self.cfg.strict_liveness:
+            raise Stuck(reason)
         state = {rid: (rep.applied_ts, c.rs[rid].available if c else None, c.rs[rid].needs_rebuild if c else None)
                  for rid, rep in self.replicas.items()}
         raise Violation(f"no convergence {self.cfg.quiesce_ms} ms after healing everything: "
                         f"leader {c.leader_id if c else None}, log last {c.log.last_ts if c else None}, "
                         f"fenced {c.fenced if c else None}, failover {c.fo if c else None}, replicas {state}")
+
+    def _stuck_reason(self) -> str | None:
+        c = self.coord
+        if c is None:
+            return None
+        needing = [r for r in c.ids if c.rs[r].needs_rebuild or c.rs[r].diverged]
+        sources = [r for r in c.ids if c.rs[r].available and c.rs[r].applied_ts >= c.log.floor_ts]
+        if needing and not sources:
+            return (f"no replica can serve a rebuild: {needing} need one, log floor {c.log.floor_ts}, "
+                    f"applied {[(r, c.rs[r].applied_ts) for r in c.ids]}")
+        return None
 
     def _converged(self) -> bool:
         c = self.coord
@@ -1377,7 +1429,7 @@ class World:
 
 def run_seed(seed: int, cfg: SimConfig, quiesce: bool = True) -> Result:
     world = World(seed, cfg)
-    violation = None
+    violation = stuck = None
     try:
         for _ in range(cfg.steps):
             world.step()
@@ -1386,10 +1438,13 @@ def run_seed(seed: int, cfg: SimConfig, quiesce: bool = True) -> Result:
     except Violation as exc:
         violation = str(exc)
         world.sim.log(f"VIOLATION {violation}")
+    except Stuck as exc:
+        stuck = str(exc)
+        world.sim.log(f"STUCK {stuck}")
     world.stats["acked"] = len(world.checker.acked)
     world.stats["events"] = world.sim.events
     world.stats["sim_ms"] = world.sim.now
-    return Result(seed, cfg, world.sim.trace, world.sim.digest(), violation, dict(world.stats))
+    return Result(seed, cfg, world.sim.trace, world.sim.digest(), violation, dict(world.stats), stuck)
 
 
 def scenario(cfg: SimConfig, **changes: Any) -> SimConfig:
