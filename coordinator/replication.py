@@ -114,7 +114,9 @@ class Replicator:
         self.ranking: list[str] = []
         self._queue: deque[WriteRequest] = deque()
         self._queue_event = asyncio.Event()
-        self._appended = asyncio.Event()
+        # One wake-up per replica, set in ranking order when entries are appended: the
+        # cabinet's followers send their batch first, so they tend to ack first.
+        self._wake: dict[str, asyncio.Event] = {r.id: asyncio.Event() for r in cfg.replicas}
         self._waiters: deque[WriteRequest] = deque()
         self._pending: deque[WriteRequest] = deque()  # every unanswered write, in arrival order
         self._by_request_id: dict[str, WriteRequest] = {}  # recent keyed writes (insertion-ordered)
@@ -465,9 +467,12 @@ class Replicator:
                     self._rerank()
             return
         if not entries:
-            event = self._appended
+            wake = self._wake[rs.id]
+            wake.clear()
+            if self.log.last_ts > rs.applied_ts:
+                return  # appended while we looked
             try:
-                await asyncio.wait_for(event.wait(), 0.5)
+                await asyncio.wait_for(wake.wait(), 0.5)
             except TimeoutError:
                 pass
             return
@@ -731,16 +736,19 @@ class Replicator:
             req.logged = True
         self._waiters.extend(done)
         rs.applied_ts, rs.applied_epoch = entries[-1].ts, entries[-1].epoch
-        self._appended.set()
-        self._appended = asyncio.Event()
+        self._rerank()  # a new round: weights from the latest measurements
         self._recompute_commit()
+        self._wake_followers()
         self.log.trim(self.cfg.replication.memory_log_entries)
 
     def wake_all(self) -> None:
         """Wake every idle worker now (e.g. after a leader change) instead of at its next poll."""
-        self._appended.set()
-        self._appended = asyncio.Event()
+        self._wake_followers()
         self._queue_event.set()
+
+    def _wake_followers(self) -> None:
+        for rid in self.ranking:
+            self._wake[rid].set()
 
     def _requeue(self, reqs: list[WriteRequest]) -> None:
         for r in reversed(reqs):
@@ -774,7 +782,8 @@ class Replicator:
         return {rid: (0 if rs.diverged else rs.applied_ts) for rid, rs in self.replicas.items()}
 
     def _recompute_commit(self) -> None:
-        self._rerank()
+        # No re-ranking here: like Cabinet's per-round weights, the ranking is fixed
+        # when a batch is appended (and on health changes), not moved by each ack.
         applied = self.applied_map()
         ci = cabinet.commit_index(self.rule, self.ranking, applied)
         if ci <= self.commit_ts:

@@ -46,7 +46,10 @@ BUGS = ("ack_before_quorum", "reuse_ts_after_restart", "skip_catchup", "no_fenci
 #    and adopts that position unchecked; the copy's extra entries are never detected.
 #  peer_catchup_overshoots: catchup.from_peer applies whole chunks of a peer's log, past
 #    the in-memory floor, so it can copy such an unlogged tail too.
-SHELL_QUIRKS = ("rebuild_trusts_source", "peer_catchup_overshoots")
+#  commit_counts_errant: replication.applied_map zeroes only diverged replicas, so a replica
+#    flagged errant (needs_rebuild) still counts at its errant applied_ts; after a coordinator
+#    restart reuses never-committed timestamps below it, writes are acknowledged without quorum.
+SHELL_QUIRKS = ("rebuild_trusts_source", "peer_catchup_overshoots", "commit_counts_errant")
 
 
 class Violation(AssertionError):
@@ -895,7 +898,10 @@ class Coordinator:
                                     {r: self.rs[r].available for r in followers})
 
     def applied_map(self) -> dict[str, int]:
-        return {rid: (0 if rs.diverged else rs.applied_ts) for rid, rs in self.rs.items()}
+        if "commit_counts_errant" in self.cfg.shell_quirks:
+            return {rid: (0 if rs.diverged else rs.applied_ts) for rid, rs in self.rs.items()}
+        return {rid: (0 if rs.diverged or rs.needs_rebuild or rs.rebuilding else rs.applied_ts)
+                for rid, rs in self.rs.items()}
 
     def _recompute_commit(self) -> None:
         self._rerank()
