@@ -33,10 +33,14 @@ def literal(value: Any) -> str:
 def _literal(value: Any) -> str:
     if isinstance(value, dict):
         raise BindError("a parameter cannot be an object")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise BindError(f"the integer parameter {str(value)[:30]} is outside the 64-bit range")
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise BindError("a parameter cannot be NaN or infinite")
     if isinstance(value, list):
         if any(isinstance(v, (dict, list)) for v in value):
             raise BindError("a list parameter may only hold scalar values")
-        value = tuple(value)
+        return "(" + ",".join(_literal(v) for v in value) + ")" if value else "(NULL)"
     out = escape_item(value, CHARSET)
     return out.decode() if isinstance(out, bytes) else out
 
@@ -201,7 +205,7 @@ Owner = tuple[int, int] | None  # (request index, statement index) or None for o
 
 
 def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_us: int | None,
-                   begin: bool) -> tuple[str, list[Owner]]:
+                   begin: bool, max_statement_s: float = 0.0) -> tuple[str, list[Owner]]:
     """First round trip of a leader batch: the clients' statements inside an open
     transaction, without COMMIT, so the leader's per-statement results (rows
     affected, insert id, errors) are known before anything is logged.
@@ -217,6 +221,7 @@ def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_
     if time_us is not None:
         parts.append(f"SET timestamp={sql_time(time_us)}")
         owners.append(None)
+    limit = f"SET STATEMENT max_statement_time={max_statement_s:g} FOR " if max_statement_s else ""
     for i, (stmts, seeds) in enumerate(items):
         if any(uses_rand(s) for s in stmts):
             parts.append(f"SET rand_seed1={seeds[0]}, rand_seed2={seeds[1]}")
@@ -225,7 +230,7 @@ def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_
             parts.append(f"SAVEPOINT r{i}")
             owners.append((i, -1))
         for j, s in enumerate(stmts):
-            parts.append(s)
+            parts.append(limit + s)
             owners.append((i, j))
     return ";\n".join(parts), owners
 

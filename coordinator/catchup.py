@@ -44,9 +44,9 @@ class CatchUp:
 
     # --- errant history -----------------------------------------------------------------
 
-    async def errant(self, rs: "ReplicaState") -> str | None:
-        """Why this replica's applied position is not a prefix of the log, or None."""
-        ts, epoch = rs.applied_ts, rs.applied_epoch
+    async def errant(self, rs: "ReplicaState", ts: int, epoch: int) -> str | None:
+        """Why the position (ts, epoch) read from this replica is not a point of the log
+        (so the replica holds entries that were never committed), or None."""
         lg = self.r.log
         if ts == 0:
             return None
@@ -99,6 +99,9 @@ class CatchUp:
                 while rs.applied_ts < self.r.log.floor_ts:
                     entries = await schema.read_log(pconn, self.r.schema, rs.applied_ts,
                                                     self.r.cfg.replication.max_batch_entries, self._t)
+                    # Only what precedes the in-memory tail: past it the coordinator's own
+                    # log is the truth (a peer may hold an unlogged, in-doubt batch).
+                    entries = [e for e in entries if e.ts <= self.r.log.floor_ts]
                     if not entries:
                         break
                     await self._apply(conn, rs, entries)
@@ -129,8 +132,8 @@ class CatchUp:
     # --- full rebuild ------------------------------------------------------------------------
 
     def _source(self, rs: "ReplicaState") -> "ReplicaState | None":
-        for p in self._peers(rs):
-            if p.applied_ts >= self.r.log.floor_ts:
+        for p in self._peers(rs):  # followers first: the leader may hold a batch in doubt
+            if self.r.log.floor_ts <= p.applied_ts <= self.r.log.last_ts:
                 return p
         return None
 
@@ -154,6 +157,9 @@ class CatchUp:
             await mysqlio.run(src, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;"
                                    "START TRANSACTION WITH CONSISTENT SNAPSHOT", self._t)
             snap = await schema.read_state(src, r.schema, self._t)
+            bad = await self.errant(src_rs, snap.applied_ts, snap.applied_epoch)
+            if bad:  # e.g. the leader with a batch still in doubt: never copy unlogged entries
+                raise StatementError(0, f"source {src_rs.cfg.name} is not at a point of the log ({bad})", 0)
             _, rows = await mysqlio.fetch(src, "SHOW FULL TABLES", self._t)
             tables = [t for t, kind in rows if kind == "BASE TABLE"]
             views = [t for t, kind in rows if kind == "VIEW"]

@@ -39,7 +39,7 @@ class EventLog:
 
     def recent(self, limit: int = 200, since_id: int = 0, kind: str | None = None) -> list[dict[str, Any]]:
         out = [e for e in self._events if e["id"] > since_id and (kind is None or e["kind"] == kind)]
-        return out[-limit:]
+        return out[-limit:] if limit > 0 else []
 
     def subscribe(self, maxsize: int = 1000) -> asyncio.Queue[dict[str, Any]]:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)

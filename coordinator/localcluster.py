@@ -56,6 +56,8 @@ TUNING_ARGS = [
     "--max-connections=1000",
     "--max-allowed-packet=64M",
     "--max-connect-errors=1000000000",
+    "--character-set-server=utf8mb4",
+    "--collation-server=utf8mb4_general_ci",
     "--skip-log-bin",
 ]
 

@@ -414,18 +414,21 @@ class Replicator:
             snap = await schema.read_state(conn, self.schema, self._timeout)
             if snap.epoch > self.epoch and self.epoch:
                 raise Fenced(f"replica epoch {snap.epoch} > ours {self.epoch}")
+            # Check the history before the position can count toward any commit.
+            why = None
+            if not (rs.diverged or rs.needs_rebuild) and self.catchup is not None \
+                    and not self._doubt_covers(rs, snap.applied_ts):
+                why = await self.catchup.errant(rs, snap.applied_ts, snap.applied_epoch)
+            if why:
+                rs.needs_rebuild = True
+                self.events.emit("replica_errant", f"{rs.cfg.name} holds entries that were never committed "
+                                 f"({why}); it will be rebuilt", replica=rs.id, applied_ts=snap.applied_ts,
+                                 applied_epoch=snap.applied_epoch)
             rs.applied_ts, rs.applied_epoch = snap.applied_ts, snap.applied_epoch
-            if snap.ddl_pending > snap.applied_ts:
+            if snap.ddl_pending > snap.applied_ts and not rs.needs_rebuild:
                 entry = await schema.log_entry(conn, self.schema, snap.ddl_pending, self._timeout)
                 if entry is not None:
                     await self._apply_alone(conn, rs, entry, recovering=True)
-            if not (rs.diverged or rs.needs_rebuild) and self.catchup is not None:
-                why = await self.catchup.errant(rs)
-                if why:
-                    rs.needs_rebuild = True
-                    self.events.emit("replica_errant", f"{rs.cfg.name} holds entries that were never committed "
-                                     f"({why}); it will be rebuilt", replica=rs.id, applied_ts=rs.applied_ts,
-                                     applied_epoch=rs.applied_epoch)
         except BaseException:
             mysqlio.drop(conn)
             raise
@@ -435,6 +438,12 @@ class Replicator:
             rs.connected = True
             self._rerank()
         return conn
+
+    def _doubt_covers(self, rs: ReplicaState, applied_ts: int) -> bool:
+        """The leader returning with the batch we were unsure about: not errant — the
+        in-doubt resolution reads its state and logs that batch."""
+        return (self._in_doubt is not None and rs.id == self.leader_id
+                and self.log.last_ts < applied_ts <= self._in_doubt[0][-1].ts)
 
     def _mark_down(self, rs: ReplicaState, why: str) -> None:
         rs.last_error = why
@@ -597,9 +606,10 @@ class Replicator:
         try:
             while pending:
                 sql, owners = batchsql.leader_execute([(r.statements, r.seeds) for r in pending],
-                                                      time_us if begin else None, begin)
+                                                      time_us if begin else None, begin,
+                                                      self.cfg.mysql.max_statement_time_s)
                 try:
-                    results = await mysqlio.run(conn, sql, self._timeout)
+                    results = await mysqlio.run(conn, sql, self._timeout + self.cfg.mysql.max_statement_time_s)
                 except StatementError as exc:
                     self._record(pending, owners, exc.results)
                     owner = owners[exc.position] if exc.position < len(owners) else None
@@ -631,6 +641,15 @@ class Replicator:
         trim = self._trim_for(rs)
         try:
             await mysqlio.run(conn, batchsql.leader_commit(self.schema, epoch, entries, trim), self._timeout)
+        except StatementError as exc:
+            # Our own log/state statements failed (not the clients'): nothing committed,
+            # and the leader is not diverged. The writes definitely did not apply.
+            await self._rollback(conn)
+            log.error("leader_commit_failed", error=str(exc), batch=len(done))
+            for r in done:
+                self._fail(r, ApiError(500, "internal_error", f"the write was not applied: the coordinator could "
+                                       f"not record it in its log ({exc.message}); see the log"))
+            return
         except Fenced:
             await self._rollback(conn)
             if epoch != self.epoch:
@@ -779,7 +798,10 @@ class Replicator:
         )
 
     def applied_map(self) -> dict[str, int]:
-        return {rid: (0 if rs.diverged else rs.applied_ts) for rid, rs in self.replicas.items()}
+        """Positions that count toward commits: a diverged, errant or rebuilding replica's
+        position is not a prefix of the log, so it counts as nothing."""
+        return {rid: (0 if rs.diverged or rs.needs_rebuild or rs.rebuilding else rs.applied_ts)
+                for rid, rs in self.replicas.items()}
 
     def _recompute_commit(self) -> None:
         # No re-ranking here: like Cabinet's per-round weights, the ranking is fixed

@@ -28,21 +28,21 @@ DEMO_TABLES = (
 
 def internal_ddl(schema: str, database: str) -> list[str]:
     return [
-        f"CREATE DATABASE IF NOT EXISTS `{database}`",
-        f"CREATE DATABASE IF NOT EXISTS `{schema}`",
+        f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4",
+        f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4",
         f"CREATE TABLE IF NOT EXISTS `{schema}`.state ("
         " id TINYINT PRIMARY KEY, epoch BIGINT NOT NULL, epoch_seen BIGINT NOT NULL,"
         " applied_ts BIGINT NOT NULL, applied_epoch BIGINT NOT NULL, ts_mark BIGINT NOT NULL,"
          " ddl_pending BIGINT NOT NULL DEFAULT 0, leader_id VARCHAR(64) NOT NULL DEFAULT '',"
         " log_floor BIGINT NOT NULL DEFAULT 0,"
-        " CONSTRAINT fence CHECK (epoch_seen = epoch)) ENGINE=InnoDB",
+        " CONSTRAINT fence CHECK (epoch_seen = epoch)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         f"INSERT IGNORE INTO `{schema}`.state (id, epoch, epoch_seen, applied_ts, applied_epoch, ts_mark)"
         " VALUES (1, 0, 0, 0, 0, 0)",
         f"CREATE TABLE IF NOT EXISTS `{schema}`.log ("
         " ts BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, kind TINYINT NOT NULL, time_us BIGINT NOT NULL,"
         " seed1 BIGINT NOT NULL, seed2 BIGINT NOT NULL, mark BIGINT NOT NULL DEFAULT 0,"
         " request_id VARCHAR(191) NULL, leader VARCHAR(64) NOT NULL DEFAULT '', body LONGTEXT NOT NULL,"
-        " KEY by_request (request_id)) ENGINE=InnoDB",
+        " KEY by_request (request_id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ]
 
 

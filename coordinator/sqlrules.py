@@ -132,6 +132,11 @@ _UNSAFE_CALLS = (
     "NEXTVAL", "LASTVAL", "SETVAL",
 )  # fmt: skip
 _LOAD_FILE = re.compile(r"(?<![\w$])`?LOAD_FILE`?\s*\(")
+# The database account the coordinator uses is nobody's business: refused in reads too.
+_ACCOUNT_WORDS = frozenset({"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER", "CURRENT_ROLE"})
+_ACCOUNT = re.compile(
+    r"(?<![\w$])`?(USER|CURRENT_USER|SESSION_USER|SYSTEM_USER|CURRENT_ROLE)`?\s*\(|" + _B + r"(CURRENT_USER|CURRENT_ROLE)" + _E
+)
 _UNSAFE_WORDS = frozenset(_UNSAFE_CALLS) | {"NEXT", "PREVIOUS"}
 _UNSAFE = re.compile(
     r"(?<![\w$])`?(" + "|".join(sorted(_UNSAFE_CALLS, key=len, reverse=True)) + r")`?\s*\("
@@ -521,6 +526,13 @@ def _check(body: str) -> tuple[Kind, str]:
         raise SqlRejected(
             400, "unsafe_function", "LOAD_FILE()", "LOAD_FILE() reads files on the server and is not allowed."
         )
+    if kind is Kind.READ and not _ACCOUNT_WORDS.isdisjoint(words):  # writes: the unsafe rule below
+        for a in _ACCOUNT.finditer(body):
+            if a.group(1) and _names_an_object(body, a.start(), verb):
+                continue  # a table called user
+            fn = f"{a.group(1) or a.group(2)}()"
+            raise SqlRejected(400, "forbidden_function", fn,
+                              f"{fn} would reveal the coordinator's database account and is not allowed.")
     if "@" in body:
         u = _USER_VAR.search(body)
         if u is not None:

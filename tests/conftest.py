@@ -108,9 +108,12 @@ class CoordinatorProcess:
     async def wait_ready(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
         async def ready() -> bool:
             try:
+                async with session.get(self.url + "/status") as st:
+                    if st.status != 200 or not (await st.json()).get("ready"):
+                        return False
                 async with session.post(self.url + "/query", json={"query": "SELECT COUNT(*) FROM products"}) as r:
                     return r.status == 200
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, ValueError):
                 return False
 
         await wait_for(ready, timeout, f"coordinator on {self.url} (log {self.log})", interval=0.1)

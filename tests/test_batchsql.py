@@ -203,10 +203,17 @@ def test_bind_error_is_a_value_error() -> None:
     assert issubclass(BindError, ValueError)
 
 
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, [1, 2**70], float("nan"), float("inf")])
+def test_bind_refuses_values_no_column_can_hold(value: Any) -> None:
+    with pytest.raises(BindError):
+        bind("SELECT %s", [value])
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.text(), st.integers(-(2**64), 2**64), st.none(), st.booleans(),
+@given(st.lists(st.one_of(st.text(), st.integers(-(2**63), 2**64 - 1), st.none(), st.booleans(),
                           st.floats(allow_nan=False, allow_infinity=False),
-                          st.lists(st.one_of(st.text(max_size=10), st.integers()), min_size=1, max_size=4)),
+                          st.lists(st.one_of(st.text(max_size=10), st.integers(-(2**63), 2**64 - 1)),
+                                   min_size=1, max_size=4)),
                 max_size=6))
 def test_bind_property_no_value_escapes(values: list[Any]) -> None:
     t = "INSERT INTO t VALUES (" + ", ".join(["%s"] * len(values)) + ") -- end"

@@ -7,6 +7,8 @@ HTML error page never leaves this process.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,9 +32,10 @@ def error_response(err: ApiError) -> web.Response:
     return json_response(err.body(), err.status)
 
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    413: "body_too_large", 415: "unsupported_media_type",
+    413: "body_too_large", 415: "unsupported_media_type", 431: "headers_too_large", 501: "not_implemented",
+    505: "http_version_not_supported",
 }
 
 
@@ -68,10 +71,21 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             msg = "request body too large"
         else:
             msg = exc.reason or "request failed"
-        return error_response(ApiError(status, _HTTP_CODES.get(status, "http_error"), msg))
+        return error_response(ApiError(status, HTTP_CODES.get(status, "http_error"), msg))
     except Exception:  # a bug: say so as JSON, keep serving
         log.exception("unhandled_error", path=request.path, method=request.method)
         return error_response(ApiError(500, "internal_error", "internal error; the coordinator logged the details"))
+
+
+_LONG_NUMBER = re.compile(rb"\d{16,}")  # orjson turns integers beyond 64 bits into floats
+
+
+def _exact_numbers(raw: bytes) -> Any:
+    """Re-parse keeping integers exact; range checks happen where the value is used."""
+    return json.loads(raw)
+
+
+INT_RANGE = (-(2**63), 2**64 - 1)
 
 
 async def read_json(request: web.Request, required: bool = True) -> dict[str, Any]:
@@ -89,6 +103,8 @@ async def read_json(request: web.Request, required: bool = True) -> dict[str, An
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    if _LONG_NUMBER.search(raw):
+        data = _exact_numbers(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")
     return data
@@ -106,6 +122,8 @@ def field(data: dict[str, Any], name: str, kinds: type | tuple[type, ...], requi
     if not isinstance(value, kinds):
         names = "/".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
         raise ApiError(400, "bad_field", f"field '{name}' must be {names}, got {type(value).__name__}")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise ApiError(400, "bad_field", f"field '{name}' is outside the 64-bit integer range")
     return value
 
 

@@ -145,7 +145,7 @@ def admin(handler: Any) -> Any:
         token = coord.cfg.coordinator.admin_token
         if token:
             got = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+            if not hmac.compare_digest(got.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
                 raise ApiError(401, "unauthorized", "admin endpoints need 'Authorization: Bearer <token>'")
         return await handler(request)
 

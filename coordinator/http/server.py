@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+from typing import Any
+
+import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 
 from ..service import Coordinator
 from . import gateway, ports
+from .common import HTTP_CODES
+
+
+class _JsonErrorHandler(RequestHandler):
+    """aiohttp answers malformed HTTP (bad request line, headers, chunking) itself, as
+    text that echoes the bytes it choked on; the contract says every error is JSON."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send the error")
+        self.log_debug("malformed request from %s: %s", request.remote, exc)
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
+        text = "malformed HTTP request" if status == 400 else f"HTTP {status}: {phrase.lower()}"
+        body = {"success": False, "error": text, "detail": text, "code": HTTP_CODES.get(status, "http_error")}
+        resp = web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+        resp.force_close()
+        return resp
+
+
+class _JsonErrorServer(Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
 
 
 def apps(coord: Coordinator) -> dict[int, web.Application]:
@@ -26,6 +55,8 @@ async def serve(coord: Coordinator) -> list[web.AppRunner]:
         for port, app in apps(coord).items():
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
+            assert runner.server is not None
+            runner.server.__class__ = _JsonErrorServer
             await web.TCPSite(runner, coord.cfg.coordinator.host, port, reuse_address=True).start()
             runners.append(runner)
     except BaseException:

@@ -7,6 +7,7 @@ Run more: ``SIM_SEEDS=2000 SIM_STEPS=500 pytest tests/sim``. Replay one seed:
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -104,17 +105,23 @@ KNOWN = [
     # replication.applied_map counts an errant (needs_rebuild) replica at its errant
     # applied_ts: after a coordinator restart reuses never-committed timestamps below it,
     # a write is acknowledged while only the leader holds it (I4, then I2 on a leader loss).
-    ("commit_counts_errant", 3, 1, "cabinet", 3, "I4"),
-    ("commit_counts_errant", 5, 1, "majority", 135, "I4"),
+    ("commit_counts_errant", 3, 1, "cabinet", 3, "I4", {}),
+    ("commit_counts_errant", 5, 1, "majority", 135, "I4", {}),
+    # catchup.rebuild copies the leader while its last batch is in doubt (committed there,
+    # not logged); failover re-queues that batch, so the copy holds an entry that is never
+    # in the log, at a position errant detection never looks at again: the replicas differ
+    # after quiescence and the re-queued writes exist twice on the copies (I1).
+    ("rebuild_trusts_source", 7, 2, "majority", 46, "I1", {"memory_log_entries": 8, "drop_p": 0.03}),
 ]
 
 
-@pytest.mark.parametrize(("quirk", "n", "t", "mode", "seed", "kind"), KNOWN)
-def test_known_shell_issue_reproduces(quirk: str, n: int, t: int, mode: str, seed: int, kind: str) -> None:
+@pytest.mark.parametrize(("quirk", "n", "t", "mode", "seed", "kind", "extra"), KNOWN)
+def test_known_shell_issue_reproduces(quirk: str, n: int, t: int, mode: str, seed: int, kind: str,
+                                      extra: dict[str, object]) -> None:
     assert quirk in SHELL_QUIRKS
-    faithful = SimConfig(n=n, t=t, mode=mode, steps=300, shell_quirks=frozenset({quirk}))
-    res = run_seed(seed, faithful)
+    base = SimConfig(n=n, t=t, mode=mode, steps=300, **extra)  # type: ignore[arg-type]
+    res = run_seed(seed, replace(base, shell_quirks=frozenset({quirk})))
     assert res.violation is not None and res.violation.startswith(kind), res.violation
     print(res.report(40))
-    corrected = run_seed(seed, SimConfig(n=n, t=t, mode=mode, steps=300))
+    corrected = run_seed(seed, base)
     assert corrected.violation is None, corrected.report()
