@@ -196,12 +196,13 @@ class FailoverManager:
             await asyncio.sleep(0.002)
 
     async def _bump_epoch(self, new: str) -> int:
-        """New epoch above every stored one; our batches carry it from now on. A
-        stored epoch above ours means another coordinator took over: stop."""
+        """Store epoch+1 on at least n−t replicas before any entry uses it, so a
+        coordinator that restarts later always sees it and goes higher. A stored
+        epoch above ours means another coordinator took over: stop."""
         r = self.r
         t = r.cfg.mysql.query_timeout_s
-        epoch = r.epoch + 1
-        r.epoch = epoch  # batches built from now on carry it (GREATEST in the state update)
+        old, epoch = r.epoch, r.epoch + 1
+        r.bumping_to = epoch  # in-flight batches of the old epoch now fail their fence: retry, not stop
 
         async def bump(rid: str) -> bool:
             conn = None
@@ -211,17 +212,23 @@ class FailoverManager:
                 if snap.epoch > epoch:
                     r.fence(rid)
                     return False
-                await schema.bump_epoch(conn, r.schema, epoch, new, t)
-                return True
+                return await schema.bump_epoch(conn, r.schema, epoch, new, t, expect_at_most=old)
             except (ReplicaDown, StatementError):
                 return False
             finally:
                 mysqlio.drop(conn)
 
         targets = [rid for rid, rs in r.replicas.items() if self.trackers[rid].healthy]
-        await asyncio.gather(*(bump(rid) for rid in targets))
+        won = sum(await asyncio.gather(*(bump(rid) for rid in targets)))
         if r.fenced:
             raise ApiError(503, "fenced", "another coordinator holds a newer epoch; this one stopped")
+        need = len(r.replicas) - r.rule.t
+        if won < need:
+            r.bumping_to = 0
+            raise ApiError(503, "epoch_not_persisted",
+                           f"the new epoch reached only {won} replicas; {need} are needed before it can be used")
+        r.epoch = epoch
+        r.bumping_to = 0
         return epoch
 
     async def _read_only(self, new: str) -> None:

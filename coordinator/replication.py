@@ -106,6 +106,7 @@ class Replicator:
         self.replicas: dict[str, ReplicaState] = {r.id: ReplicaState(r) for r in cfg.replicas}
         self.leader_id = cfg.initial_leader.id
         self.epoch = 0
+        self.bumping_to = 0  # an epoch being stored by a failover (not yet ours)
         self.log = ReplicatedLog()
         self.alloc = TimestampAllocator(window=cfg.replication.timestamp_window)
         self.commit_ts = 0
@@ -193,6 +194,11 @@ class Replicator:
 
     def knows_request(self, request_id: str) -> bool:
         return request_id in self._by_request_id
+
+    def logged_request(self, request_id: str) -> Entry | None:
+        """A keyed entry in the in-memory log tail (e.g. adopted at recovery, not yet
+        applied by the leader): its outcome is already decided."""
+        return self.log.by_request_id.get(request_id)
 
     def _remember(self, req: WriteRequest) -> None:
         self._by_request_id[req.request_id] = req
@@ -412,7 +418,7 @@ class Replicator:
                 # the state, so a stale transaction cannot commit after we looked.
                 await mysqlio.kill_quietly(conn, rs.thread_id, self._timeout)
             snap = await schema.read_state(conn, self.schema, self._timeout)
-            if snap.epoch > self.epoch and self.epoch:
+            if snap.epoch > max(self.epoch, self.bumping_to) and self.epoch:
                 raise Fenced(f"replica epoch {snap.epoch} > ours {self.epoch}")
             # Check the history before the position can count toward any commit.
             why = None
@@ -510,8 +516,9 @@ class Replicator:
     def _check_own_epoch(self, used: int) -> None:
         """A fence check failed. If our own epoch moved on since the batch was built
         (a failover bumped it), that batch is merely stale: retry it, don't stop."""
-        if used != self.epoch:
-            raise ReplicaDown(f"epoch changed from {used} to {self.epoch} during the batch; retrying")
+        if used != self.epoch or self.bumping_to > used:
+            raise ReplicaDown(f"epoch moving from {used} to {max(self.epoch, self.bumping_to)} during the batch; "
+                              "retrying")
 
     def _trim_for(self, rs: ReplicaState) -> int:
         return self.trim_below if self.trim_below > rs.trimmed_below else 0
@@ -652,7 +659,7 @@ class Replicator:
             return
         except Fenced:
             await self._rollback(conn)
-            if epoch != self.epoch:
+            if epoch != self.epoch or self.bumping_to > epoch:
                 self._requeue(done)
                 raise ReplicaDown("epoch changed during the batch; retrying") from None
             for r in done:

@@ -62,6 +62,7 @@ class ReplicatedLog:
     last_ts: int = 0  # highest timestamp appended (also known when the tail is empty)
     floor_ts: int = 0  # entries with ts <= floor_ts are no longer held in memory
     floor_epoch: int | None = None  # epoch of the entry at floor_ts, when known (history checks)
+    by_request_id: dict[str, Entry] = field(default_factory=dict)  # keyed entries held in memory
 
     def append(self, batch: list[Entry]) -> None:
         for e in batch:
@@ -69,6 +70,8 @@ class ReplicatedLog:
                 raise ValueError(f"log entry {e.ts} is not above the last one {self.last_ts}")
             self.entries.append(e)
             self.last_ts = e.ts
+            if e.request_id:
+                self.by_request_id[e.request_id] = e
 
     def after(self, ts: int, limit: int) -> list[Entry] | None:
         """Entries with timestamp > ts, at most ``limit``, cut before/after an entry
@@ -99,10 +102,15 @@ class ReplicatedLog:
         if excess > 0:
             self.floor_ts = self.entries[excess - 1].ts
             self.floor_epoch = self.entries[excess - 1].epoch
+            if self.by_request_id:
+                for e in self.entries[:excess]:
+                    if e.request_id and self.by_request_id.get(e.request_id) is e:
+                        del self.by_request_id[e.request_id]
             del self.entries[:excess]
 
     def reset(self, last_ts: int = 0, floor_epoch: int | None = None) -> None:
         self.entries.clear()
+        self.by_request_id.clear()
         self.last_ts = last_ts
         self.floor_ts = last_ts
         self.floor_epoch = floor_epoch

@@ -104,15 +104,22 @@ async def find_request(conn: Any, schema: str, request_id: str, timeout_s: float
     return entry_from_row(rows[0]) if rows else None
 
 
-async def bump_epoch(conn: Any, schema: str, epoch: int, leader: str, timeout_s: float) -> None:
-    """Raise the stored epoch (never lower it): batches of older coordinators now
-    fail their fence check on this replica."""
+async def bump_epoch(conn: Any, schema: str, epoch: int, leader: str, timeout_s: float,
+                     expect_at_most: int) -> bool:
+    """Raise the stored epoch to ``epoch`` if it is still at most ``expect_at_most``
+    (compare-and-set). True when this replica now holds ``epoch``.
+
+    An epoch is used for entries only after it is stored on at least n−t replicas,
+    so any later coordinator (which reads n−t) sees it and picks a higher one; two
+    coordinators racing for the same epoch cannot both win n−t compare-and-sets."""
     await mysqlio.run(
         conn,
         f"UPDATE `{schema}`.state SET epoch={epoch}, epoch_seen={epoch}, "
-        f"leader_id='{leader}' WHERE id=1 AND epoch < {epoch}",
+        f"leader_id='{leader}' WHERE id=1 AND epoch <= {expect_at_most}",
         timeout_s,
     )
+    _, rows = await mysqlio.fetch(conn, f"SELECT epoch FROM `{schema}`.state WHERE id=1", timeout_s)
+    return bool(rows) and int(rows[0][0]) == epoch
 
 
 __all__ = ["DEMO_TABLES", "ReplicaSnapshot", "bump_epoch", "ensure", "internal_ddl", "log_entry",

@@ -174,12 +174,12 @@ class Coordinator:
         bumped = 0
         for p in probes:
             try:
-                await schema.bump_epoch(p.conn, r.schema, epoch, leader, t)
-                bumped += 1
+                bumped += await schema.bump_epoch(p.conn, r.schema, epoch, leader, t, expect_at_most=p.snap.epoch)
             except (ReplicaDown, StatementError) as exc:
                 log.warning("epoch_bump_failed", replica=p.rid, error=str(exc))
         if bumped < need:
-            return False
+            log.warning("epoch_bump_lost", epoch=epoch, won=bumped, needed=need)
+            return False  # another coordinator raced us: read the state again
         highest = source.snap.applied_ts
         r.epoch = epoch
         r.leader_id = leader
@@ -280,6 +280,17 @@ class Coordinator:
         from .batchsql import entry_from_row
         from asyncmy.converters import escape_string
         r = self.replicator
+        entry = r.logged_request(request_id)
+        if entry is not None:
+            return await self._committed_outcome(entry)
+        # The leader's persisted log is complete once it has applied the whole log.
+        target = r.log.last_ts
+        deadline = time.monotonic() + self.cfg.replication.write_timeout_s
+        while r.leader.applied_ts < target:
+            if time.monotonic() > deadline:
+                raise ApiError(503, "not_ready", "cannot check the request_id yet (the leader is catching up); "
+                               "retry with the same request_id")
+            await asyncio.sleep(0.01)
         try:
             _, rows = await self.reads.pools[r.leader_id].query(
                 f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{r.schema}`.log "
@@ -290,7 +301,10 @@ class Coordinator:
                            "retry with the same request_id") from None
         if not rows:
             return None
-        entry = entry_from_row(rows[0])
+        return await self._committed_outcome(entry_from_row(rows[0]))
+
+    async def _committed_outcome(self, entry: Any) -> Any:
+        r = self.replicator
         deadline = time.monotonic() + self.cfg.replication.write_timeout_s
         while r.commit_ts < entry.ts:
             if time.monotonic() > deadline:
