@@ -58,18 +58,19 @@ class FailoverManager:
 
     # --- triggers ------------------------------------------------------------------------
 
-    def leader_suspected(self, rid: str, why: str) -> None:
+    def leader_suspected(self, rid: str, why: str, force: bool = False) -> None:
         """Called on a leader health change or a broken leader round trip; starts at
-        most one failover task (it re-checks the leader before acting)."""
+        most one failover task (it re-checks the leader before acting, unless ``force``:
+        a leader that diverged from the log must step down even though it answers)."""
         if rid != self.r.leader_id or not self.r.active or self.r.fenced:
             return
         if self._task is not None and not self._task.done():
             return
-        self._task = asyncio.create_task(self._auto(rid, why), name="failover")
+        self._task = asyncio.create_task(self._auto(rid, why, force), name="failover")
 
-    async def _auto(self, rid: str, why: str) -> None:
+    async def _auto(self, rid: str, why: str, force: bool = False) -> None:
         detected = time.monotonic()
-        if self.trackers[rid].healthy and not await self._leader_gone(rid):
+        if not force and self.trackers[rid].healthy and not await self._leader_gone(rid):
             return  # a hiccup on the data path; the monitor still sees it answering
         try:
             await self.failover(reason=f"leader {self.r.replicas[rid].cfg.name} failed: {why}",
@@ -77,9 +78,9 @@ class FailoverManager:
         except ApiError as exc:
             log.warning("failover_failed", error=exc.message)
             await asyncio.sleep(0.5)
-            if self.r.leader_id == rid and not self.trackers[rid].healthy:
+            if self.r.leader_id == rid and (force or not self.trackers[rid].healthy):
                 self._task = None
-                self.leader_suspected(rid, exc.message)
+                self.leader_suspected(rid, exc.message, force)
         except Exception:
             log.exception("failover_crashed")
 

@@ -128,7 +128,7 @@ class Replicator:
         self._conns: dict[str, Any] = {}
         self.trim_below = 0
         self.on_commit: list[Callable[[int], None]] = []
-        self.on_leader_down: Callable[[str, str], None] | None = None
+        self.on_leader_down: Callable[..., None] | None = None
         self.leading_enabled = True  # false while a failover or switchover is in progress
         self._executing: list[WriteRequest] = []  # the leader batch in flight (requeued if the leader dies)
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -458,6 +458,8 @@ class Replicator:
             self._rerank()
 
     def _diverge(self, rs: ReplicaState, exc: StatementError) -> None:
+        if rs.id == self.leader_id and self.on_leader_down is not None:
+            self.on_leader_down(rs.id, f"the leader failed to replay a log entry: {exc}", True)
         rs.diverged = True
         rs.last_error = f"diverged: {exc}"
         self.events.emit("replica_diverged",
@@ -524,6 +526,14 @@ class Replicator:
         return self.trim_below if self.trim_below > rs.trimmed_below else 0
 
     async def _apply_alone(self, conn: Any, rs: ReplicaState, entry: Entry, recovering: bool = False) -> None:
+        epoch = self.epoch
+        try:
+            await self._apply_alone_inner(conn, rs, entry, recovering)
+        except Fenced:
+            self._check_own_epoch(epoch)
+            raise
+
+    async def _apply_alone_inner(self, conn: Any, rs: ReplicaState, entry: Entry, recovering: bool) -> None:
         """DDL (implicit commit) behind a crash-safe marker: the marker and the log row
         commit first; the DDL runs; the position advances. A crash in between leaves
         ``ddl_pending`` set, and the DDL is re-run, tolerating "already done" errors."""
