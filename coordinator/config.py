@@ -32,6 +32,7 @@ class CoordinatorSection:
     log_format: str = "console"  # console | json
     admin_token: str = ""  # env COORD_ADMIN_TOKEN; empty = no token required
     max_body_bytes: int = 1_048_576
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; empty = CORS off
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,8 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     if expected is type(None):
         if value is None:
             return None
+    elif expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
     elif isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool):
         return value
     raise ConfigError(

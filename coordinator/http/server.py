@@ -49,10 +49,32 @@ def apps(coord: Coordinator) -> dict[int, web.Application]:
     }
 
 
+def _cors(origins: tuple[str, ...]) -> Any:
+    """CORS only for configured origins (off by default)."""
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin and (origin in origins or "*" in origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+
+    return on_prepare
+
+
+async def _preflight(_request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 async def serve(coord: Coordinator) -> list[web.AppRunner]:
     runners = []
+    origins = coord.cfg.coordinator.cors_origins
     try:
         for port, app in apps(coord).items():
+            if origins:
+                app.on_response_prepare.append(_cors(origins))
+                app.router.add_route("OPTIONS", "/{tail:.*}", _preflight)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             assert runner.server is not None
