@@ -115,8 +115,12 @@ class Sampler:
         charts the latencies of its own writes)."""
         samples = getattr(self.coord, "write_latency_ms", None)
         if samples is not None:
-            try:
-                fresh = [(float(t), float(ms)) for t, ms in list(samples) if t > self._lat_seen]
+            fresh = []
+            try:  # newest first, stopping at what the previous point counted (no full scans)
+                for t, ms in reversed(samples):
+                    if t <= self._lat_seen:
+                        break
+                    fresh.append((float(t), float(ms)))
             except (TypeError, ValueError):
                 fresh = []
             if fresh:
