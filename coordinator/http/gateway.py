@@ -42,9 +42,13 @@ def write_body(out: WriteOutcome, started: float, extra: dict[str, Any] | None =
     q = out.quorum
     rows = sum(r[0] for r in out.results if r[0] > 0)
     last_id = next((r[1] for r in reversed(out.results) if r[1]), 0)
+    # "quorum: a/b": b replicas make a quorum in this mode (the cabinet's size, t+1, in cabinet
+    # mode), a of them counted toward this write's commit — b/b for every success. Which
+    # replicas those were, and the cabinet's own members, are in the "quorum" object.
+    needed = q["member_count"]
     body = {
         "success": True,
-        "message": (f"Write successful (timestamp: {out.ts}, quorum: {q['members_acked']}/{q['member_count']}, "
+        "message": (f"Write successful (timestamp: {out.ts}, quorum: {min(len(q['acked']), needed)}/{needed}, "
                     f"total: {out.followers_applied}/{out.followers})"),
         "timestamp": out.ts,
         "rows_affected": rows,
