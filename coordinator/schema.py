@@ -72,35 +72,21 @@ async def read_state(conn: Any, schema: str, timeout_s: float) -> ReplicaSnapsho
     return ReplicaSnapshot(int(e), int(a), int(ae), int(m), int(d), str(lid), int(floor))
 
 
+LOG_COLUMNS = "ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body"
+
+
+def log_query(schema: str, where: str, limit: int = 1) -> str:
+    """SELECT of log rows in the order entry_from_row reads them."""
+    return f"SELECT {LOG_COLUMNS} FROM `{schema}`.log WHERE {where} ORDER BY ts LIMIT {int(limit)}"
+
+
 async def read_log(conn: Any, schema: str, after_ts: int, limit: int, timeout_s: float) -> list[Entry]:
-    _, rows = await mysqlio.fetch(
-        conn,
-        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{schema}`.log "
-        f"WHERE ts > {int(after_ts)} ORDER BY ts LIMIT {int(limit)}",
-        timeout_s,
-    )
+    _, rows = await mysqlio.fetch(conn, log_query(schema, f"ts > {int(after_ts)}", limit), timeout_s)
     return [entry_from_row(r) for r in rows]
 
 
 async def log_entry(conn: Any, schema: str, ts: int, timeout_s: float) -> Entry | None:
-    _, rows = await mysqlio.fetch(
-        conn,
-        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{schema}`.log "
-        f"WHERE ts = {int(ts)}",
-        timeout_s,
-    )
-    return entry_from_row(rows[0]) if rows else None
-
-
-async def find_request(conn: Any, schema: str, request_id: str, timeout_s: float) -> Entry | None:
-    """The logged entry of a client's idempotency key, if this replica has it."""
-    from asyncmy.converters import escape_string
-    _, rows = await mysqlio.fetch(
-        conn,
-        f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{schema}`.log "
-        f"WHERE request_id = '{escape_string(request_id)}' ORDER BY ts LIMIT 1",
-        timeout_s,
-    )
+    _, rows = await mysqlio.fetch(conn, log_query(schema, f"ts = {int(ts)}"), timeout_s)
     return entry_from_row(rows[0]) if rows else None
 
 
@@ -122,5 +108,5 @@ async def bump_epoch(conn: Any, schema: str, epoch: int, leader: str, timeout_s:
     return bool(rows) and int(rows[0][0]) == epoch
 
 
-__all__ = ["DEMO_TABLES", "ReplicaSnapshot", "bump_epoch", "ensure", "internal_ddl", "log_entry",
-           "read_log", "read_state", "state_update"]
+__all__ = ["DEMO_TABLES", "LOG_COLUMNS", "ReplicaSnapshot", "bump_epoch", "ensure", "internal_ddl", "log_entry",
+           "log_query", "read_log", "read_state", "state_update"]

@@ -293,8 +293,7 @@ class Coordinator:
             await asyncio.sleep(0.01)
         try:
             _, rows = await self.reads.pools[r.leader_id].query(
-                f"SELECT ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body FROM `{r.schema}`.log "
-                f"WHERE request_id = '{escape_string(request_id)}' ORDER BY ts LIMIT 1",
+                schema.log_query(r.schema, f"request_id = '{escape_string(request_id)}'"),
                 self.cfg.mysql.query_timeout_s)
         except (ReplicaDown, StatementError):
             raise ApiError(503, "replica_unavailable", "cannot check the request_id against the log right now; "

@@ -12,12 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-import pytest_asyncio
 
 from coordinator.localcluster import LocalCluster
-from tests.conftest import Running, make_config, start_coordinator, wait_for, wipe
+from tests.conftest import Running, wait_for
 
 pytestmark = pytest.mark.mariadb
 
@@ -38,19 +36,10 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
     pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
 
 
-@pytest_asyncio.fixture
-async def dash(cluster: LocalCluster, http: aiohttp.ClientSession) -> AsyncIterator[Running]:
-    """Like ``fresh``, but the control backend drives the session cluster (the page's controls work)."""
-    cluster.heal()
-    await wipe(cluster)
-    run = await start_coordinator(make_config(cluster, control={"backend": "local",
-                                                                "cluster_dir": str(cluster.directory)}), http)
-    try:
-        yield run
-    finally:
-        cluster.heal()
-        with contextlib.suppress(Exception):
-            await run.stop()
+@pytest.fixture
+def dash(fresh: Running) -> Running:
+    """``fresh`` (its control backend drives the session cluster, so the page's controls work)."""
+    return fresh
 
 
 class Browser:
