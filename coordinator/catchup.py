@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from . import batchsql, mysqlio, schema
-from .errors import ReplicaDown, StatementError
+from .errors import Fenced, ReplicaDown, StatementError
 
 if TYPE_CHECKING:
     from .replication import ReplicaState, Replicator
@@ -48,6 +48,8 @@ class CatchUp:
         """Why the position (ts, epoch) read from this replica is not a point of the log
         (so the replica holds entries that were never committed), or None."""
         lg = self.r.log
+        if epoch < 0:
+            return "a rebuild of it was interrupted (its data is partial)"
         if ts == 0:
             return None
         if ts > lg.last_ts:
@@ -147,6 +149,7 @@ class CatchUp:
         r = self.r
         db = r.cfg.coordinator.database
         started = time.monotonic()
+        epoch_used = r.epoch
         rs.rebuilding, rs.rebuild_progress = True, 0.0
         why = "diverged" if rs.diverged else "errant or too far behind"
         r.events.emit("rebuild_started", f"rebuilding {rs.cfg.name} ({why}) from {src_rs.cfg.name}",
@@ -168,8 +171,11 @@ class CatchUp:
                 _, c = await mysqlio.fetch(src, f"SELECT COUNT(*) FROM `{t}`", self._t)
                 counts[t] = int(c[0][0])
             total = max(1, sum(counts.values()))
+            # Persist "rebuild in progress" first: a crash from here on leaves a replica
+            # whose position can never pass as a point of the log (epoch -1).
+            await mysqlio.run(conn, f"UPDATE `{r.schema}`.state SET applied_epoch=-1 WHERE id=1", self._t)
             await mysqlio.run(conn, f"SET FOREIGN_KEY_CHECKS=0; DROP DATABASE IF EXISTS `{db}`; "
-                                    f"CREATE DATABASE `{db}`; USE `{db}`", self._t + 30)
+                                    f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4; USE `{db}`", self._t + 30)
             copied = 0
             next_report = 25
             for t in tables:
@@ -196,14 +202,17 @@ class CatchUp:
             await mysqlio.run(conn, ";".join([
                 "SET FOREIGN_KEY_CHECKS=1", "START TRANSACTION", f"DELETE FROM `{r.schema}`.log",
                 f"UPDATE `{r.schema}`.state SET applied_ts={snap.applied_ts}, applied_epoch={snap.applied_epoch}, "
-                f"log_floor={snap.applied_ts + 1}, ddl_pending=0, epoch=GREATEST(epoch, {r.epoch}), "
-                f"epoch_seen={r.epoch} WHERE id=1",
+                f"log_floor={snap.applied_ts + 1}, ddl_pending=0, epoch=GREATEST(epoch, {epoch_used}), "
+                f"epoch_seen={epoch_used} WHERE id=1",
                 "COMMIT"]), self._t)
             await mysqlio.run(src, "COMMIT", self._t)
-        except (ReplicaDown, StatementError) as exc:
+        except (ReplicaDown, StatementError, Fenced) as exc:
             rs.rebuilding, rs.rebuild_progress = False, None
-            r.events.emit("rebuild_failed", f"rebuild of {rs.cfg.name} failed: {exc}; will retry",
-                          replica=rs.id, error=str(exc))
+            rs.needs_rebuild = True
+            r.events.emit("rebuild_failed", f"rebuild of {rs.cfg.name} failed: {exc or type(exc).__name__}; "
+                          "will retry", replica=rs.id, error=str(exc))
+            if isinstance(exc, Fenced):
+                r._check_own_epoch(epoch_used)  # our own failover moved the epoch: retry
             if isinstance(exc, StatementError):
                 return False
             raise

@@ -202,7 +202,9 @@ class FailoverManager:
         epoch above ours means another coordinator took over: stop."""
         r = self.r
         t = r.cfg.mysql.query_timeout_s
-        old, epoch = r.epoch, r.epoch + 1
+        # Never reuse a number an earlier (partly stored) attempt may have left on a replica.
+        old = max(r.epoch, r.bumping_to)
+        epoch = old + 1
         r.bumping_to = epoch  # in-flight batches of the old epoch now fail their fence: retry, not stop
 
         async def bump(rid: str) -> bool:
@@ -225,7 +227,8 @@ class FailoverManager:
             raise ApiError(503, "fenced", "another coordinator holds a newer epoch; this one stopped")
         need = len(r.replicas) - r.rule.t
         if won < need:
-            r.bumping_to = 0
+            # bumping_to stays: replicas that took it fence our old-epoch batches, which
+            # then retry (not stop) until a later attempt stores a higher epoch on n−t.
             raise ApiError(503, "epoch_not_persisted",
                            f"the new epoch reached only {won} replicas; {need} are needed before it can be used")
         r.epoch = epoch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,9 @@ from .errors import Fenced, ReplicaDown, StatementError
 logging.getLogger("asyncmy").setLevel(logging.ERROR)
 
 _SERVER_GONE = {1053, 1927, 1152, 1154, 1156, 1158, 1159, 1160, 1161, 2002, 2003, 2006, 2013, 2055}
-FENCE_ERRNO = 4025  # CHECK constraint `fence` on the state row
+FENCE_ERRNO = 4025  # CHECK constraint on the coordinator's state row
+# The constraint's own name and table, so a client table's CHECK never reads as fencing.
+_FENCE = re.compile(r"CONSTRAINT `coordinator_epoch_fence` failed for `[^`]+`\.`state`")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[int, int]]:
             return results
     except MySQLError as exc:
         errno = _errno(exc)
-        if errno == FENCE_ERRNO and "fence" in _message(exc):
+        if errno == FENCE_ERRNO and _FENCE.search(_message(exc)):
             raise Fenced(_message(exc)) from None
         if errno in _SERVER_GONE or 2000 <= errno < 3000 or errno == 0:
             drop(conn)
@@ -144,3 +147,5 @@ async def kill_quietly(conn: Any, thread_id: int, timeout_s: float) -> None:
         if not rows or not rows[0][0]:
             return
         await asyncio.sleep(0.01)
+    drop(conn)
+    raise ReplicaDown(f"our previous connection {thread_id} is still finishing on the server; retrying later")

@@ -35,6 +35,8 @@ log = structlog.get_logger("coordinator.replication")
 
 # DDL errors meaning "already done" when a DDL entry is re-run after a crash.
 _DDL_ALREADY_DONE = {1050, 1051, 1060, 1061, 1091, 1146, 1176, 1826}
+# Errors after which InnoDB has rolled back the whole transaction, not just the statement.
+_TXN_ROLLED_BACK = {1213}
 
 
 @dataclass
@@ -123,6 +125,7 @@ class Replicator:
         self._by_request_id: dict[str, WriteRequest] = {}  # recent keyed writes (insertion-ordered)
         self._marks: deque[tuple[int, int]] = deque()  # (entry ts, mark) awaiting commit
         self._in_doubt: tuple[list[Entry], list[WriteRequest]] | None = None
+        self._failed_ddl: set[int] = set()  # DDL markers whose statement failed on the leader
         self._inflight = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._conns: dict[str, Any] = {}
@@ -303,7 +306,7 @@ class Replicator:
         entries and is rebuilt when it returns (never silently kept)."""
         self._in_doubt = None
         self._executing = []
-        live = [r for r in reqs if not r.future.done() and not r.logged]
+        live = [r for r in reqs if not r.logged and (not r.future.done() or r.request_id)]
         self._requeue(live)
         return len(live)
 
@@ -418,7 +421,7 @@ class Replicator:
                 # the state, so a stale transaction cannot commit after we looked.
                 await mysqlio.kill_quietly(conn, rs.thread_id, self._timeout)
             snap = await schema.read_state(conn, self.schema, self._timeout)
-            if snap.epoch > max(self.epoch, self.bumping_to) and self.epoch:
+            if snap.epoch > max(self.epoch, self.bumping_to) and self.epoch:  # bumping_to: our own attempts
                 raise Fenced(f"replica epoch {snap.epoch} > ours {self.epoch}")
             # Check the history before the position can count toward any commit.
             why = None
@@ -432,9 +435,7 @@ class Replicator:
                                  applied_epoch=snap.applied_epoch)
             rs.applied_ts, rs.applied_epoch = snap.applied_ts, snap.applied_epoch
             if snap.ddl_pending > snap.applied_ts and not rs.needs_rebuild:
-                entry = await schema.log_entry(conn, self.schema, snap.ddl_pending, self._timeout)
-                if entry is not None:
-                    await self._apply_alone(conn, rs, entry, recovering=True)
+                await self._pending_ddl(conn, rs, snap.ddl_pending)
         except BaseException:
             mysqlio.drop(conn)
             raise
@@ -444,6 +445,27 @@ class Replicator:
             rs.connected = True
             self._rerank()
         return conn
+
+    async def _pending_ddl(self, conn: Any, rs: ReplicaState, ts: int) -> None:
+        """A DDL marker without its applied position: finish the DDL if the entry is in
+        the log; drop the marker if we know the DDL failed on the leader; leave it to the
+        in-doubt resolution if this leader's DDL is in doubt; else the replica holds an
+        entry that never entered the log and is rebuilt."""
+        if self._in_doubt is not None and rs.id == self.leader_id and self._in_doubt[0][-1].ts == ts:
+            return
+        if ts in self._failed_ddl:
+            await mysqlio.run(conn, ";".join([
+                "BEGIN", f"DELETE FROM `{self.schema}`.log WHERE ts={ts}",
+                batchsql.state_update(self.schema, self.epoch, ddl_pending=0), "COMMIT"]), self._timeout)
+            self._failed_ddl.discard(ts)
+            return
+        entry = self.log.get(ts)
+        if entry is not None:
+            await self._apply_alone(conn, rs, entry, recovering=True)
+            return
+        rs.needs_rebuild = True
+        self.events.emit("replica_errant", f"{rs.cfg.name} started a DDL entry ({ts}) that is not in the log; "
+                         "it will be rebuilt", replica=rs.id, ddl_pending=ts)
 
     def _doubt_covers(self, rs: ReplicaState, applied_ts: int) -> bool:
         """The leader returning with the batch we were unsure about: not errant — the
@@ -628,6 +650,11 @@ class Replicator:
                 try:
                     results = await mysqlio.run(conn, sql, self._timeout + self.cfg.mysql.max_statement_time_s)
                 except StatementError as exc:
+                    if exc.errno in _TXN_ROLLED_BACK:
+                        # InnoDB rolled the whole batch back: run it all again, nothing applied
+                        await self._rollback(conn)
+                        self._requeue(batch)
+                        return
                     self._record(pending, owners, exc.results)
                     owner = owners[exc.position] if exc.position < len(owners) else None
                     if owner is None:  # one of our own statements failed: a bug, not the client's
@@ -710,10 +737,12 @@ class Replicator:
             await mysqlio.run(conn, batchsql.state_update(self.schema, self.epoch, entry, entry.mark or None, 0),
                               self._timeout)
         except StatementError as exc:
+            self._fail(req, statement_api_error(exc, executed_on=rs.cfg.name), applied=True)
+            self._failed_ddl.add(entry.ts)  # if the clean-up below breaks, _open finishes it
             await mysqlio.run(conn, ";".join([
                 "BEGIN", f"DELETE FROM `{self.schema}`.log WHERE ts={entry.ts}",
                 batchsql.state_update(self.schema, self.epoch, ddl_pending=0), "COMMIT"]), self._timeout)
-            self._fail(req, statement_api_error(exc, executed_on=rs.cfg.name), applied=True)
+            self._failed_ddl.discard(entry.ts)
             return
         except ReplicaDown:
             self._in_doubt = ([entry], [req])
@@ -749,6 +778,8 @@ class Replicator:
         if not done:
             return []
         stamps, mark = self.alloc.take_for_batch(len(done))
+        if mark is None and any(r.kind == EntryKind.NOOP and not r.exact_mark for r in done):
+            mark = self.alloc.needs_mark()  # a bare /timestamp waits on this batch's mark
         entries = []
         for req, ts in zip(done, stamps):
             req.ts = ts
@@ -787,10 +818,14 @@ class Replicator:
             self._wake[rid].set()
 
     def _requeue(self, reqs: list[WriteRequest]) -> None:
+        """Back to the head of the queue, unexecuted. A keyed write whose client already
+        got its 504 stays queued too, so its outcome settles for the retries."""
+        self.alloc.mark_failed()  # a mark carried by these writes was not persisted
         for r in reversed(reqs):
-            if not r.future.done():
+            if not r.future.done() or (r.request_id and not r.logged):
                 r.results = []
                 r.ts = 0
+                r.deadline = max(r.deadline, asyncio.get_running_loop().time() + 1.0) if r.future.done() else r.deadline
                 self._queue.appendleft(r)
         self._queue_event.set()
 

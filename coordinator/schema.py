@@ -35,7 +35,7 @@ def internal_ddl(schema: str, database: str) -> list[str]:
         " applied_ts BIGINT NOT NULL, applied_epoch BIGINT NOT NULL, ts_mark BIGINT NOT NULL,"
          " ddl_pending BIGINT NOT NULL DEFAULT 0, leader_id VARCHAR(64) NOT NULL DEFAULT '',"
         " log_floor BIGINT NOT NULL DEFAULT 0,"
-        " CONSTRAINT fence CHECK (epoch_seen = epoch)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        " CONSTRAINT coordinator_epoch_fence CHECK (epoch_seen = epoch)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         f"INSERT IGNORE INTO `{schema}`.state (id, epoch, epoch_seen, applied_ts, applied_epoch, ts_mark)"
         " VALUES (1, 0, 0, 0, 0, 0)",
         f"CREATE TABLE IF NOT EXISTS `{schema}`.log ("

@@ -24,7 +24,7 @@ from .failover import FailoverManager
 from .health import HealthTracker
 from .metrics import Metrics
 from .monitor import Monitor
-from .errors import ApiError, ReplicaDown, StatementError
+from .errors import ApiError, Fenced, ReplicaDown, StatementError
 from .events import EventLog
 from .reads import ReadRouter
 from .replication import Replicator
@@ -159,6 +159,23 @@ class Coordinator:
         need = self.n - self.rule.t
         if len(probes) < need:
             return False
+        # Fence first, then read: once n−t replicas hold our epoch no older coordinator
+        # can commit anything, so the state read afterwards includes all it acknowledged.
+        epoch = max(p.snap.epoch for p in probes) + 1
+        pre = max(probes, key=lambda p: (p.snap.applied_epoch, p.snap.applied_ts))
+        leader = pre.snap.leader_id if pre.snap.leader_id in r.replicas else self.cfg.initial_leader.id
+        fenced: list[Probe] = []
+        for p in probes:
+            try:
+                if await schema.bump_epoch(p.conn, r.schema, epoch, leader, t, expect_at_most=p.snap.epoch):
+                    p.snap = await schema.read_state(p.conn, r.schema, t)
+                    fenced.append(p)
+            except (ReplicaDown, StatementError) as exc:
+                log.warning("epoch_bump_failed", replica=p.rid, error=str(exc))
+        if len(fenced) < need:
+            log.warning("epoch_bump_lost", epoch=epoch, won=len(fenced), needed=need)
+            return False  # another coordinator raced us: read the state again
+        probes = fenced
         source = max(probes, key=lambda p: (p.snap.applied_epoch, p.snap.applied_ts))
         low = min(p.snap.applied_ts for p in probes)
         limit = self.cfg.replication.memory_log_entries
@@ -169,27 +186,19 @@ class Coordinator:
         if floor == 0:
             entries = await schema.read_log(source.conn, r.schema, 0, limit, t)
             entries = [e for e in entries if e.ts <= source.snap.applied_ts]
-        epoch = max(p.snap.epoch for p in probes) + 1
-        leader = source.snap.leader_id if source.snap.leader_id in r.replicas else self.cfg.initial_leader.id
-        bumped = 0
-        for p in probes:
-            try:
-                bumped += await schema.bump_epoch(p.conn, r.schema, epoch, leader, t, expect_at_most=p.snap.epoch)
-            except (ReplicaDown, StatementError) as exc:
-                log.warning("epoch_bump_failed", replica=p.rid, error=str(exc))
-        if bumped < need:
-            log.warning("epoch_bump_lost", epoch=epoch, won=bumped, needed=need)
-            return False  # another coordinator raced us: read the state again
         highest = source.snap.applied_ts
         r.epoch = epoch
         r.leader_id = leader
         r.alloc = TimestampAllocator.recovered(highest, max(p.snap.ts_mark for p in probes),
                                                self.cfg.replication.timestamp_window)
         r.replace_log_state(entries, floor, highest, floor_epoch)
-        r.commit_ts = highest
         for p in probes:
             rs = r.replicas[p.rid]
             rs.applied_ts, rs.applied_epoch = p.snap.applied_ts, p.snap.applied_epoch
+        # Only what a quorum of the replicas read holds counts as committed; the rest of
+        # the adopted tail commits as the others catch up.
+        r._rerank()
+        r.commit_ts = cabinet.commit_index(self.rule, r.ranking, {p.rid: p.snap.applied_ts for p in probes})
         self._fresh = highest == 0
         r.active = True
         self.events.emit("epoch", f"epoch {epoch} started; leader {r.leader.cfg.name}; log adopted from "
@@ -224,7 +233,7 @@ class Coordinator:
         r = self.replicator
         if self._resetting.locked():
             raise ApiError(409, "reset_in_progress", "a reset is already running")
-        async with self._resetting:
+        async with self._resetting, self.failover.lock:
             down = [rs.cfg.name for rs in r.replicas.values() if not rs.available]
             if down:
                 raise ApiError(503, "replica_unavailable",
@@ -254,8 +263,8 @@ class Coordinator:
                         f"ddl_pending=0, log_floor=0, epoch_seen={r.epoch} WHERE id=1"]
                     await mysqlio.run(conn, ";".join(stmts), t + 30)
                     cleared[rid] = tables
-                except (ReplicaDown, StatementError) as exc:
-                    failed[rid] = str(exc)
+                except (ReplicaDown, StatementError, Fenced) as exc:
+                    failed[rid] = str(exc) or type(exc).__name__
                 finally:
                     mysqlio.drop(conn)
             r.restart_empty()
@@ -300,7 +309,14 @@ class Coordinator:
                            "retry with the same request_id") from None
         if not rows:
             return None
-        return await self._committed_outcome(entry_from_row(rows[0]))
+        entry = entry_from_row(rows[0])
+        known = r.log.get(entry.ts)
+        in_history = entry.ts <= r.log.last_ts and (
+            (known is not None and known.epoch == entry.epoch)
+            or (entry.ts <= r.log.floor_ts and r.leader.available))
+        if not in_history:
+            return None  # an errant copy on a replica being rebuilt: the write never committed
+        return await self._committed_outcome(entry)
 
     async def _committed_outcome(self, entry: Any) -> Any:
         r = self.replicator

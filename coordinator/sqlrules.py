@@ -520,6 +520,10 @@ def _check(body: str) -> tuple[Kind, str]:
             construct = f"{schema}.{q.group(2).lower()}"
             raise _schema_forbidden(construct, _system_schema_message(construct, schema))
     kind, verb = _verb(body, words)
+    if verb in ("DROP TABLE", "DROP VIEW") and "," in body:
+        # MariaDB drops the tables it finds and then fails on a missing one: a partial
+        # effect on the leader that followers would never see. One per statement.
+        raise _forbidden(f"{verb} of several tables", "it can apply partly; drop one per statement")
     if ("OUTFILE" in words or "DUMPFILE" in words) and (o := _OUTFILE.search(body)):
         raise _forbidden(f"INTO {o.group(1)}", "it writes files on the server")
     if "LOAD_FILE" in words and _LOAD_FILE.search(body):
