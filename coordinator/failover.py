@@ -177,6 +177,22 @@ class FailoverManager:
                 "new_master": reps[last["new_leader"]].cfg.name, "new_leader_id": last["new_leader"],
                 "epoch": last["epoch"], "timings": last["timings"], "election_details": last["election"]}
 
+    async def repair_epoch(self) -> None:
+        """A failover stored a new epoch on some replicas but not on n−t: they now refuse
+        our batches. Store a newer epoch on n−t (same leader) so everyone accepts it."""
+        async with self.lock:
+            r = self.r
+            if r.bumping_to <= r.epoch or r.fenced or not r.active:
+                return
+            try:
+                epoch = await self._bump_epoch(r.leader_id)
+            except ApiError as exc:
+                log.info("epoch_repair_pending", error=exc.message)
+                return
+            r.wake_all()
+            r.events.emit("epoch", f"epoch {epoch}: re-established on a quorum after a partly stored bump; "
+                          f"leader {r.leader.cfg.name} unchanged", epoch=epoch, leader=r.leader_id)
+
     async def _drain(self, old: str) -> None:
         """Planned switch: let the leader finish its batch in flight (nothing is lost
         or run twice), then stop it taking new ones."""

@@ -420,13 +420,16 @@ class Coordinator:
 
     async def _leader_watchdog(self) -> None:
         """Catches a leader that is down without a health transition to report it (for
-        instance already down when the coordinator started)."""
+        instance already down when the coordinator started), and finishes an epoch bump
+        that a failed failover left on fewer than n−t replicas."""
         await asyncio.sleep(1.0)
         while True:
             r = self.replicator
             tr = self.monitor.trackers[r.leader_id]
             if r.active and not tr.healthy and tr.misses >= 1:
                 self.failover.leader_suspected(r.leader_id, tr.last_error or "not answering")
+            elif r.bumping_to > r.epoch and not self.failover.lock.locked():
+                await self.failover.repair_epoch()
             await asyncio.sleep(self.cfg.monitor.poll_interval_ms / 1000)
 
     async def _proactive_loop(self) -> None:
