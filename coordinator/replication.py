@@ -390,7 +390,7 @@ class Replicator:
             except asyncio.CancelledError:
                 raise
             except ReplicaDown as exc:
-                self._conns.pop(rs.id, None)
+                self._drop(rs)  # in doubt: close it, so the server rolls back whatever it held
                 self._mark_down(rs, str(exc))
                 if rs.id == self.leader_id and self.on_leader_down is not None:
                     self.on_leader_down(rs.id, str(exc))
@@ -413,13 +413,13 @@ class Replicator:
     async def _open(self, rs: ReplicaState) -> Any:
         conn = await mysqlio.connect(self.endpoint(rs.id))
         try:
-            await schema.ensure(conn, self.schema, self.cfg.coordinator.database, self._timeout)
-            await mysqlio.run(conn, f"USE `{self.cfg.coordinator.database}`", self._timeout)
             if rs.thread_id is not None:
                 # Our previous applier connection may still be alive server-side (the
-                # server was paused or the network cut mid-batch): end it before reading
-                # the state, so a stale transaction cannot commit after we looked.
+                # server was paused or the network cut mid-batch): end it first, so a stale
+                # transaction neither commits after we look nor holds locks we need.
                 await mysqlio.kill_quietly(conn, rs.thread_id, self._timeout)
+            await schema.ensure(conn, self.schema, self.cfg.coordinator.database, self._timeout)
+            await mysqlio.run(conn, f"USE `{self.cfg.coordinator.database}`", self._timeout)
             snap = await schema.read_state(conn, self.schema, self._timeout)
             if snap.epoch > max(self.epoch, self.bumping_to) and self.epoch:  # bumping_to: our own attempts
                 raise Fenced(f"replica epoch {snap.epoch} > ours {self.epoch}")
