@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from . import mysqlio, schema, seer
+from . import mysqlio, schema, seer, views
 from .errors import ApiError, ReplicaDown, StatementError
 
 if TYPE_CHECKING:
@@ -157,7 +157,8 @@ class FailoverManager:
                        "catch_up_ms": round((t_catch - t_elect) * 1000, 1),
                        "resume_ms": round((t_resume - t_catch) * 1000, 1),
                        "total_ms": round((t_resume - failed_since) * 1000, 1)}
-            details = election.to_dict()
+            details = {**views.details(new, views.figures_of(election, new)),
+                       "candidates": [views.candidate(c) for c in election.candidates], "reason": election.reason}
             self.last_election = {"time": time.time(), "old_leader": old, "new_leader": new, "epoch": epoch,
                                   "reason": reason, "planned": planned, "timings": timings, "election": details}
             kind = "switchover" if planned else "failover"
@@ -166,15 +167,25 @@ class FailoverManager:
                           timings=timings, planned=planned)
             return self.result()
 
-    def result(self) -> dict[str, Any]:
-        """The last failover as the admin API reports it."""
+    def result(self, message: str = "") -> dict[str, Any]:
+        """The last failover as the admin API reports it: the old contract's ``success``,
+        ``message``, ``old_master``, ``new_master``, ``new_leader_id`` and ``election_details``
+        (the new leader's SEER figures, all numbers), beside our richer fields."""
         last = self.last_election
-        if last is None:
-            return {"success": True, "changed": False, "new_master": self.r.leader.cfg.name,
-                    "new_leader_id": self.r.leader_id}
         reps = self.r.replicas
-        return {"success": True, "changed": True, "old_master": reps[last["old_leader"]].cfg.name,
-                "new_master": reps[last["new_leader"]].cfg.name, "new_leader_id": last["new_leader"],
+        if last is None:
+            lead = self.r.leader_id
+            e = self.dry_run()
+            name = reps[lead].cfg.name
+            return {"success": True, "changed": False, "message": message or f"{name} remains the leader",
+                    "old_master": name, "new_master": name, "new_leader_id": lead, "epoch": self.r.epoch,
+                    "election_details": {**views.details(lead, views.figures_of(e, lead)),
+                                         "candidates": [views.candidate(c) for c in e.candidates],
+                                         "reason": e.reason}}
+        old, new = reps[last["old_leader"]].cfg.name, reps[last["new_leader"]].cfg.name
+        kind = "switchover" if last["planned"] else "failover"
+        return {"success": True, "changed": True, "message": message or f"{kind}: {old} -> {new} (epoch {last['epoch']})",
+                "old_master": old, "new_master": new, "new_leader_id": last["new_leader"],
                 "epoch": last["epoch"], "timings": last["timings"], "election_details": last["election"]}
 
     async def repair_epoch(self) -> None:

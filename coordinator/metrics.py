@@ -53,6 +53,8 @@ class _StateCollector(Collector):
                                         labels=["replica"]),
             "latency": GaugeMetricFamily("coordinator_replica_latency_ms", "Smoothed apply round trip",
                                          labels=["replica"]),
+            "poll": GaugeMetricFamily("coordinator_replica_poll_latency_ms", "Smoothed health-poll round trip",
+                                      labels=["replica"]),
             "healthy": GaugeMetricFamily("coordinator_replica_healthy", "1 when the replica counts for quorum",
                                          labels=["replica"]),
             "weight": GaugeMetricFamily("coordinator_replica_weight", "Current Cabinet weight", labels=["replica"]),
@@ -63,8 +65,10 @@ class _StateCollector(Collector):
         for m in c.replica_metrics():
             rid = [m["replica_id"]]
             fams["lag_entries"].add_metric(rid, m["replication_lag"])
-            fams["lag_ms"].add_metric(rid, m["lag_ms"] if m["lag_ms"] is not None else float("inf"))
-            fams["latency"].add_metric(rid, m["latency_ms"] if m["latency_ms"] is not None else float("nan"))
+            fams["lag_ms"].add_metric(rid, m["lag_ms"])
+            ack = m["ack_latency_ms"]
+            fams["latency"].add_metric(rid, ack if ack is not None else float("nan"))
+            fams["poll"].add_metric(rid, m["latency_ms"])
             fams["healthy"].add_metric(rid, 1 if m["is_healthy"] else 0)
             fams["weight"].add_metric(rid, m["weight"])
             fams["leader"].add_metric(rid, 1 if m["is_master"] else 0)

@@ -44,6 +44,7 @@ class Monitor:
         m = cfg.monitor
         self.trackers = {r.id: HealthTracker(misses_allowed=m.missed_polls_unhealthy) for r in cfg.replicas}
         self.polled_ts: dict[str, int] = {r.id: 0 for r in cfg.replicas}
+        self.polled_at: dict[str, float] = {}  # wall time of each replica's last poll result
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -91,6 +92,7 @@ class Monitor:
 
     def _feed(self, rid: str, outcome: Outcome, latency_ms: float | None, error: str = "") -> None:
         tr = self.trackers[rid]
+        self.polled_at[rid] = time.time()
         changed = tr.observe(time.monotonic(), outcome, latency_ms, error)
         if changed is not None:
             self.on_change(rid, changed, tr)

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from . import cabinet, control, mysqlio, schema, seer
+from . import cabinet, control, mysqlio, schema, seer, views
 from .catchup import CatchUp
 from .config import Config
 from .failover import FailoverManager
@@ -49,6 +49,7 @@ class Probe:
 class Coordinator:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.started_at = time.time()
         self.events = EventLog()
         n = len(cfg.replicas)
         self.rule = cabinet.QuorumRule.build(n, cfg.quorum.failure_threshold, cfg.quorum.mode)
@@ -66,7 +67,6 @@ class Coordinator:
         self.metrics = Metrics()
         self.metrics.attach(self)
         self.events.on_emit.append(self._count_events)
-        self.started_at = time.time()
         self.ready = asyncio.Event()
         self._resetting = asyncio.Lock()
         self.stopped_master: str | None = None  # set by /admin/stop-master for /admin/start-master
@@ -349,72 +349,48 @@ class Coordinator:
     def replica_metrics(self) -> list[dict[str, Any]]:
         r = self.replicator
         weights = cabinet.weights_for(r.rule, r.ranking)
-        candidates = self.reads.candidates()
-        now = time.time()
-        out = []
+        now_us = time.time_ns() // 1000
         mono = time.monotonic()
+        out = []
         for rid, rs in r.replicas.items():
-            tr = self.monitor.trackers[rid]
-            lag_ms = candidates[rid].lag_ms
-            out.append({
-                "replica_id": rid,
-                "name": rs.cfg.name,
-                "latency_ms": round(rs.ack_ms, 3) if rs.ack_ms is not None else None,
-                "replication_lag": max(0, r.log.last_ts - rs.applied_ts),
-                "lag_ms": round(lag_ms, 1) if lag_ms != float("inf") else None,
-                "uptime_seconds": round(tr.uptime_s(mono), 1),
-                "crash_count": tr.crash_count,
-                "is_healthy": rs.available,
-                "poll_latency_ms": round(tr.latency_ms, 3) if tr.latency_ms is not None else None,
-                "state": self._state(rs, tr),
-                "rebuild_progress": rs.rebuild_progress,
-                "is_master": rid == r.leader_id,
-                "last_updated": now,
-                "applied_timestamp": rs.applied_ts,
-                "weight": float(weights.get(rid, 0)),
-                "diverged": rs.diverged,
-                "last_error": rs.last_error,
-                "batches": rs.batches,
-                "entries_applied": rs.entries_applied,
-                "busy_ms": round(rs.busy_ms, 1),
-            })
+            oldest = None
+            if rs.applied_ts < r.log.last_ts:
+                nxt = r.log.after(rs.applied_ts, 1)
+                if nxt:
+                    oldest = nxt[0].time_us
+                elif r.log.entries:  # behind the in-memory tail: at least this old
+                    oldest = r.log.entries[0].time_us
+            out.append(views.replica_metric(
+                rs, rs.cfg.name, self.monitor.trackers[rid], is_master=rid == r.leader_id, last_ts=r.log.last_ts,
+                lag_ms=views.lag_ms(rs.applied_ts, r.log.last_ts, oldest, now_us), weight=weights.get(rid, 0),
+                now_mono=mono, updated_at=self.monitor.polled_at.get(rid, self.started_at)))
         return out
-
-    @staticmethod
-    def _state(rs: Any, tr: HealthTracker) -> str:
-        if rs.rebuilding:
-            return "rebuilding"
-        if rs.diverged:
-            return "diverged"
-        if rs.needs_rebuild:
-            return "needs_rebuild"
-        if not tr.healthy:
-            return "down"
-        if not rs.connected:
-            return "connecting"
-        return "healthy"
 
     def quorum_view(self) -> dict[str, Any]:
         r = self.replicator
-        weights = cabinet.weights_for(r.rule, r.ranking)
-        members = cabinet.cabinet_members(r.rule, r.ranking)
-        return {
-            "quorum": members,
-            "quorum_size": len(members),
-            "total_replicas": len(r.replicas),
-            "weights": {k: float(v) for k, v in weights.items()},
-            "threshold": float(r.rule.threshold),
-            "mode": r.rule.mode,
-            "failure_threshold": r.rule.t,
-            "ratio": float(r.rule.ratio),
-            "ranking": r.ranking,
-        }
+        return views.quorum(cabinet.cabinet_members(r.rule, r.ranking), len(r.replicas),
+                            cabinet.weights_for(r.rule, r.ranking), r.rule.threshold, r.rule.mode, r.rule.t,
+                            r.rule.ratio, r.ranking)
+
+    def leader_info(self) -> dict[str, Any]:
+        """``GET /admin/leader-info``: the current leader and its SEER figures now."""
+        r = self.replicator
+        election = self.failover.dry_run()
+        return {"success": True, "leader_id": r.leader_id, "current_master": r.leader.cfg.name,
+                "master_is_original": r.leader_id == self.cfg.initial_leader.id, "epoch": r.epoch,
+                "election_details": views.details(r.leader_id, views.figures_of(election, r.leader_id)),
+                "last_election": self.failover.last_election}
+
+    def election_view(self, exclude: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+        """SEER's dry run as ``:8005 /elect-leader`` shows it (no winner: candidates and reason)."""
+        e = self.failover.dry_run(exclude=exclude)
+        return views.election(e) if e.leader_id is not None else {"leader_id": None, **views.no_election(e)}
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the dashboard shows, in one value (pushed to browsers)."""
         return {"time": time.time(), "status": self.status(), "replicas": self.replica_metrics(),
                 "quorum": self.quorum_view(),
-                "seer": {"dry_run": self.failover.dry_run().to_dict(), "last": self.failover.last_election},
+                "seer": {"dry_run": self.election_view(), "last": self.failover.last_election},
                 "control": {"backend": self.control.name, "available": self.control.available,
                             "reason": self.control.reason}}
 

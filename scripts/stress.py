@@ -317,8 +317,8 @@ class Stress:
         for rid, x in m.items():
             name = x.get("name", rid) + (f" ← {note}" if rid == mark else "")
             t.add_row(name, "leader" if x["is_master"] else "follower", "yes" if x["is_healthy"] else "NO",
-                      "-" if x["latency_ms"] is None else f"{x['latency_ms']:.1f}",
-                      "-" if x.get("poll_latency_ms") is None else f"{x['poll_latency_ms']:.1f}",
+                      "-" if x["ack_latency_ms"] is None else f"{x['ack_latency_ms']:.1f}",
+                      f"{x['latency_ms']:.1f}",
                       str(x["replication_lag"]), f"{x['weight']:.3f}", "●" if rid in cabinet else "")
         self.c.print(t)
 
@@ -498,7 +498,7 @@ class Stress:
                 await asyncio.sleep(0.4)
                 m, cab, recs = await self.lag_round(k, "slow", target, "slowed")
                 rounds.append({"phase": "slowed", "cabinet": cab, "metrics": m})
-                ack = m[target]["latency_ms"] or 0.0
+                ack = m[target]["ack_latency_ms"] or 0.0
                 max_ack = max(max_ack, ack)
                 if target not in cab and ack >= delay / 2:
                     out_rounds += 1
@@ -509,9 +509,9 @@ class Stress:
                 else:
                     out_rounds, left_at, slowed_lat = 0, None, []
             self.r.check(out_rounds >= 2, f"{name} left the cabinet once its measured ack latency showed the delay "
-                         f"(ack {m[target]['latency_ms']:.0f} ms, out from round {left_at} on); cabinet now "
+                         f"(ack {m[target]['ack_latency_ms'] or 0:.0f} ms, out from round {left_at} on); cabinet now "
                          f"{', '.join(cab)}",
-                         f"after 12 rounds: ack {m[target]['latency_ms']} ms, cabinet {cab}")
+                         f"after 12 rounds: ack {m[target]['ack_latency_ms']} ms, cabinet {cab}")
             if slowed_lat:
                 p50 = summary_ms(slowed_lat)["p50_ms"]
                 self.r.check(p50 < delay, f"Writes kept committing without waiting for {name}: p50 {p50:.1f} ms "
@@ -527,7 +527,7 @@ class Stress:
             await asyncio.sleep(0.3)
             m, cab, _ = await self.lag_round(k, "heal", target, "healed")
             rounds.append({"phase": "healed", "cabinet": cab, "metrics": m})
-            ack = m[target]["latency_ms"]
+            ack = m[target]["ack_latency_ms"]
             if recovered_at is None and ack is not None and ack < delay / 4:
                 recovered_at = k
             if recovered_at is not None and target in cab:
@@ -535,9 +535,9 @@ class Stress:
                 break
             if recovered_at is not None and k >= recovered_at + 3:
                 break
-        self.r.check(recovered_at is not None, f"{name} is fast again after heal (ack {m[target]['latency_ms']:.1f} ms "
+        self.r.check(recovered_at is not None, f"{name} is fast again after heal (ack {m[target]['ack_latency_ms'] or 0:.1f} ms "
                      f"from {max_ack:.0f} ms, round {recovered_at})",
-                     f"ack latency still {m[target]['latency_ms']} ms after 15 rounds")
+                     f"ack latency still {m[target]['ack_latency_ms']} ms after 15 rounds")
         if back_in is not None:
             self.r.ok(f"{name} came back into the cabinet (round {back_in})")
         else:

@@ -4,9 +4,7 @@ on the local cluster. Screenshots go to ``artifacts/dashboard/``."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,25 +13,12 @@ from typing import Any
 import pytest
 
 from coordinator.localcluster import LocalCluster
+from tests.browser import ARGS, CHROMIUM, Page, async_playwright
 from tests.conftest import Running, wait_for
 
 pytestmark = pytest.mark.mariadb
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "dashboard"
-
-try:
-    from playwright.async_api import Page, async_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    async_playwright = None  # type: ignore[assignment]
-
-if async_playwright is None:
-    pytest.skip("playwright is not installed (pip install playwright; no `playwright install` needed)",
-                allow_module_level=True)
-if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-    pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
 
 
 @pytest.fixture

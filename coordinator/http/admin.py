@@ -75,6 +75,10 @@ async def trigger_failover(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+async def leader_info(request: web.Request) -> web.Response:
+    return json_response(_coord(request).leader_info())
+
+
 async def _wait(cond: Any, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while not cond():
@@ -90,8 +94,12 @@ async def stop_master(request: web.Request) -> web.Response:
     old = coord.replicator.leader_id
     await _control(coord.control.stop(old))
     coord.stopped_master = old
-    result = await coord.failover.failover(f"stop-master: {coord.cfg.replica(old).name} stopped by an operator",
-                                           expected_leader=old)
+    name = coord.cfg.replica(old).name
+    result = await coord.failover.failover(f"stop-master: {name} stopped by an operator", expected_leader=old)
+    if result["new_leader_id"] == old:  # a concurrent failover may have moved it already; say what is true
+        raise ApiError(503, "failover_failed", f"{name} was stopped but leadership did not move", **result)
+    result["message"] = f"stopped {name}; {result['new_master']} is the new master"
+    result["old_master"] = name
     return json_response(result)
 
 
@@ -106,8 +114,11 @@ async def start_master(request: web.Request) -> web.Response:
     caught_up = await _wait(lambda: rs.available and rs.applied_ts >= target, 20.0)
     if caught_up and coord.stopped_master == rid:
         coord.stopped_master = None
-    return json_response({"success": True, "started": rs.cfg.name, "replica_id": rid,
-                          "role": "leader" if rid == r.leader_id else "follower",
+    role = "leader" if rid == r.leader_id else "follower"
+    message = (f"started {rs.cfg.name}; it rejoined as {role}" + (" and caught up" if caught_up else
+               " and is still catching up"))
+    return json_response({"success": True, "message": message, "started": rs.cfg.name, "replica_id": rid,
+                          "role": role,
                           "caught_up": caught_up, "applied_timestamp": rs.applied_ts,
                           "current_master": r.leader.cfg.name, **{k: v for k, v in result.items() if k != "replica"}})
 
@@ -118,3 +129,4 @@ def setup(app: web.Application, guard: Any) -> None:
     app.router.add_post("/admin/trigger-failover", guard(trigger_failover))
     app.router.add_post("/admin/stop-master", guard(stop_master))
     app.router.add_post("/admin/start-master", guard(start_master))
+    app.router.add_get("/admin/leader-info", guard(leader_info))

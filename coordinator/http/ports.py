@@ -14,10 +14,11 @@ from .common import health_handler, json_response, make_app, read_json
 from .gateway import COORD
 
 
-def _app(coord: Coordinator, service: str) -> web.Application:
+def _app(coord: Coordinator, service: str, health: bool = True) -> web.Application:
     app = make_app(coord.cfg.coordinator.max_body_bytes)
     app[COORD] = coord
-    app.router.add_get("/health", health_handler(service))
+    if health:
+        app.router.add_get("/health", health_handler(service))
     return app
 
 
@@ -28,7 +29,13 @@ def timestamp_app(coord: Coordinator, server_id: int) -> web.Application:
         value = await coord.replicator.next_timestamp(parity)
         return json_response({"timestamp": value, "server_id": server_id})
 
-    app = _app(coord, f"timestamp-{server_id}")
+    async def health(_request: web.Request) -> web.Response:
+        # As the original: which server this is and its counter (the last value handed out).
+        return json_response({"status": "healthy", "service": f"timestamp-{server_id}", "server_id": server_id,
+                              "current_counter": coord.replicator.alloc.last})
+
+    app = _app(coord, f"timestamp-{server_id}", health=False)
+    app.router.add_get("/health", health)
     app.router.add_get("/timestamp", timestamp)
     return app
 
@@ -70,10 +77,10 @@ def seer_app(coord: Coordinator) -> web.Application:
         exclude = data.get("exclude_replicas") or []
         if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
             raise ApiError(400, "bad_field", "field 'exclude_replicas' must be a list of replica ids")
-        election = coord.failover.dry_run(exclude=exclude)
-        body = election.to_dict()
-        if election.leader_id is None:
-            raise ApiError(503, "no_eligible_leader", f"no replica is eligible: {election.reason}", **body)
+        body = coord.election_view(exclude)
+        if body["leader_id"] is None:
+            del body["leader_id"]
+            raise ApiError(503, "no_eligible_leader", f"no replica is eligible: {body['reason']}", **body)
         return json_response(body)
 
     app = _app(coord, "seer")

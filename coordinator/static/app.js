@@ -215,7 +215,8 @@
           <dt>applied ts</dt><dd>${num(r.applied_timestamp, 0)}</dd>
           <dt>lag</dt><dd>${num(r.replication_lag, 0)} entries</dd>
           <dt>lag time</dt><dd>${ms(r.lag_ms)}</dd>
-          <dt>latency</dt><dd>${ms(r.latency_ms)}</dd>
+          <dt>ack</dt><dd>${ms(r.ack_latency_ms)}</dd>
+          <dt>poll</dt><dd>${ms(r.latency_ms)}${r.stale ? ' <span class="hint">(stale)</span>' : ""}</dd>
           <dt>weight</dt><dd>${num(r.weight, 2)}${share}</dd>
           ${r.crash_count ? `<dt>crashes</dt><dd>${num(r.crash_count, 0)}</dd>` : ""}
         </dl>
