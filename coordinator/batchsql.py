@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from asyncmy.converters import escape_item, escape_string
 
-from .replog import Entry, EntryKind, Statement
+from .core.replog import Entry, EntryKind, Statement
 
 CHARSET = "utf8mb4"
 
@@ -82,20 +82,28 @@ def context_set(entry_time_us: int | None, seeds: tuple[int, int] | None, insert
 # --- the coordinator's own tables -------------------------------------------------
 
 
+def _cache(entry: Entry, name: str, text: str) -> str:
+    """Remember a rendering on the entry (its ``replay`` / ``row`` slots exist for this: the
+    leader renders an entry once and every follower's batch reuses the text)."""
+    object.__setattr__(entry, name, text)
+    return text
+
+
 def log_values(entry: Entry) -> str:
     if entry.row:
         return entry.row
     body = orjson.dumps([[s.sql, s.insert_id, s.rows] for s in entry.statements]).decode()
     rid = f"'{escape_string(entry.request_id)}'" if entry.request_id else "NULL"
-    return (
+    return _cache(entry, "row", (
         f"({entry.ts},{entry.epoch},{int(entry.kind)},{entry.time_us},{entry.seed1},{entry.seed2},"
         f"{entry.mark},{rid},'{escape_string(entry.leader)}','{escape_string(body)}')"
-    )
+    ))
 
 
 def log_insert(schema: str, entries: Sequence[Entry]) -> str:
     rows = ",".join(log_values(e) for e in entries)
-    return f"INSERT INTO `{schema}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) VALUES {rows}"
+    return (f"INSERT INTO `{schema}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) "
+            f"VALUES {rows}")
 
 
 def entry_from_row(row: Sequence[Any]) -> Entry:
@@ -125,7 +133,7 @@ def replay_fragment(e: Entry) -> str:
             parts.append(s)
         seeds = None
         parts.append(st.sql)
-    return ";\n".join(parts)
+    return _cache(e, "replay", ";\n".join(parts))
 
 
 def state_update(schema: str, epoch: int, applied: Entry | None = None, mark: int | None = None,

@@ -5,7 +5,7 @@ failure drills need real process and network faults. Where those come from depen
 servers run: local ``mariadbd`` processes behind fault proxies (``scripts/cluster.py``, the
 default), Docker Compose containers, or something we cannot touch at all (``none``). Every backend
 has the same async interface and reports failures as :class:`ControlError`, whose status and code
-map one to one onto the HTTP error shape of DESIGN.md §4.
+map one to one onto the HTTP error shape (README, "The HTTP contract").
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ import contextlib
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from coordinator.config import Config, ReplicaConfig
-from coordinator.localcluster import STATE_FILE, ClusterError, LocalCluster
+
+if TYPE_CHECKING:  # dev tooling, imported lazily at run time (see _devcluster)
+    from devcluster.cluster import LocalCluster
 
 T = TypeVar("T")
 Runner = Callable[[list[str], float], Awaitable[tuple[int, str, str]]]
 SLOW_TIMEOUT_S = 60.0  # start/stop: a clean InnoDB shutdown or crash recovery takes a while
-FAST_TIMEOUT_S = 15.0  # a bit above localcluster's own 10 s waits, so its message wins over ours
+FAST_TIMEOUT_S = 15.0  # a bit above devcluster's own 10 s waits, so its message wins over ours
 
 
 class ControlError(Exception):
@@ -129,15 +132,35 @@ class NoControl(ControlBackend):
 
 # --------------------------------------------------------------------------- local
 
+NO_TOOLING = ("the local cluster tooling (devcluster) is not importable here; "
+              "run the coordinator from the repository root")
+
+
+def _devcluster() -> tuple[ModuleType | None, str]:
+    """(``devcluster.cluster``, "") or (None, why it cannot be imported).
+
+    Why lazily: ``devcluster`` is development tooling that lives next to the package in the
+    repository and is not shipped in the wheel, so the product must not import it at module
+    level; only the ``local`` backend needs it, and only when it is used. Python caches the
+    module after the first successful import, so calling this often is cheap.
+    """
+    try:
+        from devcluster import cluster
+    except ImportError as exc:
+        return None, f"{NO_TOOLING} ({exc})"
+    return cluster, ""
+
 
 class LocalControl(ControlBackend):
-    """The cluster of ``scripts/cluster.py``, driven through :class:`LocalCluster`.
+    """The cluster of ``scripts/cluster.py``, driven through ``devcluster``'s ``LocalCluster``.
 
     The cluster is opened afresh for every call (a cheap JSON read) rather than once: the
     LocalCluster object is not meant to be shared between threads, its file lock already
     serialises mutations across callers, and a cluster recreated with ``down --wipe; up`` is
     picked up without restarting the coordinator. The blocking calls run in a worker thread; on a
-    timeout the thread finishes on its own (every localcluster wait is bounded).
+    timeout the thread finishes on its own (every devcluster wait is bounded). When devcluster
+    cannot be imported (e.g. an installed wheel run outside the repository) the backend reports
+    itself unavailable and every call fails with 503.
     """
 
     name = "local"
@@ -150,33 +173,46 @@ class LocalControl(ControlBackend):
 
     @property
     def reason(self) -> str:
-        if (self.cluster_dir / STATE_FILE).exists():
+        tooling, why = _devcluster()
+        if tooling is None:
+            return why
+        if (self.cluster_dir / tooling.STATE_FILE).exists():
             return ""
         return (f"no local cluster in {self.cluster_dir}; start one with "
                 f"`scripts/cluster.py up --dir {self.cluster_dir}`")
 
+    def _tooling(self) -> ModuleType:
+        tooling, why = _devcluster()
+        if tooling is None:
+            raise ControlError(503, "no_cluster", why)
+        return tooling
+
     def _open(self) -> LocalCluster:
+        tooling = self._tooling()
         if self.reason:
             raise ControlError(503, "no_cluster", self.reason)
         try:
-            return LocalCluster.open(self.cluster_dir)
-        except (ClusterError, OSError, ValueError, KeyError) as exc:
-            raise ControlError(503, "no_cluster", f"cannot open the local cluster in {self.cluster_dir}: {exc}") from exc
+            cluster: LocalCluster = tooling.LocalCluster.open(self.cluster_dir)
+        except (tooling.ClusterError, OSError, ValueError, KeyError) as exc:
+            raise ControlError(503, "no_cluster",
+                               f"cannot open the local cluster in {self.cluster_dir}: {exc}") from exc
+        return cluster
 
     def _node(self, cluster: LocalCluster, replica_id: str) -> str:
         r = self._replica(replica_id)
         try:
             return cluster.resolve(r.name if r else replica_id)
-        except ClusterError as exc:
+        except self._tooling().ClusterError as exc:
             raise ControlError(404, "unknown_replica", str(exc)) from exc
 
     async def _call(self, what: str, timeout_s: float, fn: Callable[[], T]) -> T:
+        cluster_error = self._tooling().ClusterError
         try:
             async with asyncio.timeout(timeout_s):
                 return await asyncio.to_thread(fn)
         except TimeoutError as exc:
             raise ControlError(504, "control_timeout", f"{what} did not finish within {timeout_s:.0f}s") from exc
-        except ClusterError as exc:
+        except cluster_error as exc:
             raise ControlError(502, "control_failed", str(exc)) from exc
 
     async def _process(self, replica_id: str, action: str) -> dict[str, Any]:
@@ -267,7 +303,9 @@ class DockerControl(ControlBackend):
 
     @property
     def reason(self) -> str:
-        return "" if self.docker else "the docker CLI is not on PATH (install Docker, or use control.backend = \"local\")"
+        if self.docker:
+            return ""
+        return "the docker CLI is not on PATH (install Docker, or use control.backend = \"local\")"
 
     async def _compose(self, argv: list[str], timeout_s: float, ok_errors: tuple[str, ...] = ()) -> None:
         if self.reason:

@@ -8,20 +8,20 @@ so they can never go stale or drift from what ``/status`` reports.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from .service import Coordinator
-
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class _StateCollector(Collector):
-    def __init__(self, coord: "Coordinator") -> None:
+    """Reads the coordinator (anything with ``replicator``, ``failover``, ``rebuilds`` and
+    ``replica_metrics()``) at scrape time."""
+
+    def __init__(self, coord: Any) -> None:
         self.coord = coord
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -89,7 +89,7 @@ class Metrics:
                                registry=self.registry)
         self._counters: dict[tuple[str, int], object] = {}
 
-    def attach(self, coord: "Coordinator") -> None:
+    def attach(self, coord: Any) -> None:
         self.registry.register(_StateCollector(coord))
 
     def request(self, endpoint: str, status: int) -> None:

@@ -1,15 +1,15 @@
 """The health poller: one task and one connection per replica, every ~200 ms.
 
-Each poll reads the replica's applied position (a real query, so a hung server
-is caught, not just an open socket) under a short timeout; the pure
-HealthTracker decides what the outcomes mean. A hung server costs its own task
-one timeout; nothing else waits on it, and no lock is held across I/O.
+Each poll reads the replica's applied position (a real query, so a hung server is
+caught, not just an open socket) under a short timeout and steps the outcome into the
+core (``Poll``), whose ``HealthTracker`` decides what it means: a refused connection is
+unhealthy at once, timeouts only after a few misses. A hung server costs its own task one
+timeout; nothing else waits on it, and no lock is held across I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,38 +18,31 @@ import structlog
 
 from . import mysqlio
 from .config import Config
+from .core.health import Outcome
+from .core.messages import Cause, Poll
 from .errors import ReplicaDown, StatementError
-from .health import HealthTracker, Outcome
 
 log = structlog.get_logger("coordinator.monitor")
 
-
-def classify_failure(exc: BaseException) -> Outcome:
-    text = str(exc).lower()
-    if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
-        return Outcome.TIMEOUT
-    if isinstance(exc, ConnectionRefusedError) or "refused" in text or "2003" in text or "reset" in text \
-            or "lost connection" in text or "broken pipe" in text or getattr(exc, "errno", None) == errno.ECONNREFUSED:
-        return Outcome.REFUSED
-    return Outcome.ERROR
+_OUTCOME = {Cause.REFUSED: Outcome.REFUSED, Cause.TIMEOUT: Outcome.TIMEOUT, Cause.IO: Outcome.ERROR,
+            Cause.INTERNAL: Outcome.ERROR}
 
 
 class Monitor:
+    """Owns one poll task and connection per replica; ``polled_at`` is read by the views."""
+
     def __init__(self, cfg: Config, endpoints: Callable[[str], mysqlio.Endpoint], schema: str,
-                 on_change: Callable[[str, bool, HealthTracker], None]) -> None:
+                 step: Callable[[Poll], None]) -> None:
         self.cfg = cfg
         self.endpoint = endpoints
         self.schema = schema
-        self.on_change = on_change
-        m = cfg.monitor
-        self.trackers = {r.id: HealthTracker(misses_allowed=m.missed_polls_unhealthy) for r in cfg.replicas}
-        self.polled_ts: dict[str, int] = {r.id: 0 for r in cfg.replicas}
+        self.step = step
         self.polled_at: dict[str, float] = {}  # wall time of each replica's last poll result
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        for rid in self.trackers:
-            self._tasks.append(asyncio.create_task(self._poll_loop(rid), name=f"monitor-{rid}"))
+        for r in self.cfg.replicas:
+            self._tasks.append(asyncio.create_task(self._poll_loop(r.id), name=f"monitor-{r.id}"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -69,30 +62,24 @@ class Monitor:
                     ep = self.endpoint(rid)
                     conn = await mysqlio.connect(
                         mysqlio.Endpoint(ep.host, ep.port, ep.user, ep.password, timeout, timeout))
-                _, rows = await mysqlio.fetch(conn, sql, timeout)
-                if rows:
-                    self.polled_ts[rid] = int(rows[0][0])
-                self._feed(rid, Outcome.OK, (time.perf_counter() - started) * 1000)
+                await mysqlio.fetch(conn, sql, timeout)
+                self._feed(Poll(rid, Outcome.OK, (time.perf_counter() - started) * 1000))
             except asyncio.CancelledError:
                 mysqlio.drop(conn)
                 raise
             except StatementError as exc:  # schema not there yet: reachable all the same
-                self._feed(rid, Outcome.OK, (time.perf_counter() - started) * 1000, str(exc))
-            except (ReplicaDown, OSError, TimeoutError) as exc:
-                mysqlio.drop(conn)
+                self._feed(Poll(rid, Outcome.OK, (time.perf_counter() - started) * 1000, str(exc)))
+            except ReplicaDown as exc:
                 conn = None
-                self._feed(rid, classify_failure(exc), None, str(exc))
+                self._feed(Poll(rid, _OUTCOME[exc.cause], None, str(exc)))
             except Exception as exc:  # a bug must not kill the poller
                 log.exception("poll_error", replica=rid)
                 mysqlio.drop(conn)
                 conn = None
-                self._feed(rid, Outcome.ERROR, None, repr(exc))
+                self._feed(Poll(rid, Outcome.ERROR, None, repr(exc)))
             elapsed = time.perf_counter() - started
             await asyncio.sleep(max(0.0, interval - elapsed))
 
-    def _feed(self, rid: str, outcome: Outcome, latency_ms: float | None, error: str = "") -> None:
-        tr = self.trackers[rid]
-        self.polled_at[rid] = time.time()
-        changed = tr.observe(time.monotonic(), outcome, latency_ms, error)
-        if changed is not None:
-            self.on_change(rid, changed, tr)
+    def _feed(self, poll: Poll) -> None:
+        self.polled_at[poll.rid] = time.time()
+        self.step(poll)

@@ -17,7 +17,8 @@ import asyncmy
 from asyncmy.constants import CLIENT
 from asyncmy.errors import MySQLError
 
-from .errors import Fenced, ReplicaDown, StatementError
+from .deadline import Budget
+from .errors import Cause, Fenced, ReplicaDown, StatementError
 
 # Server errors that mean "this server is going away", not "your SQL is wrong".
 # asyncmy logs every server warning (e.g. "table already exists" notes); ours are expected.
@@ -45,8 +46,30 @@ def _errno(exc: BaseException) -> int:
 
 
 def _message(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     return str(args[1]) if len(args) > 1 else str(exc)
+
+
+_GONE = (ConnectionRefusedError, ConnectionResetError, BrokenPipeError, EOFError, asyncio.IncompleteReadError)
+
+
+def cause_of(exc: BaseException) -> Cause:
+    """How a server failed, from the exception and what it was raised from: a timeout (hung
+    or slow), the process gone (refused, reset, the connection closed on us), or other I/O."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, TimeoutError):
+            return Cause.TIMEOUT
+        if isinstance(seen, _GONE) or (isinstance(seen, MySQLError) and _errno(seen) in (2006, 2013)):
+            return Cause.REFUSED
+        seen = seen.__cause__ or seen.__context__
+    return Cause.IO
+
+
+def _down(exc: BaseException, text: str) -> ReplicaDown:
+    return ReplicaDown(text, cause_of(exc))
 
 
 async def connect(ep: Endpoint, db: str | None = None, init: list[str] | None = None) -> Any:
@@ -59,7 +82,7 @@ async def connect(ep: Endpoint, db: str | None = None, init: list[str] | None = 
                 client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.MULTI_RESULTS,
             )
     except (TimeoutError, OSError, MySQLError) as exc:
-        raise ReplicaDown(f"cannot connect to {ep.host}:{ep.port}: {_message(exc) or type(exc).__name__}") from None
+        raise _down(exc, f"cannot connect to {ep.host}:{ep.port}: {_message(exc) or type(exc).__name__}") from None
     if init:
         await run(conn, ";".join(init), ep.query_timeout_s)
     return conn
@@ -96,11 +119,11 @@ async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[int, int]]:
             raise Fenced(_message(exc)) from None
         if errno in _SERVER_GONE or 2000 <= errno < 3000 or errno == 0:
             drop(conn)
-            raise ReplicaDown(_message(exc)) from None
+            raise _down(exc, _message(exc)) from None
         raise StatementError(errno, _message(exc), len(results), results) from None
     except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, AttributeError) as exc:
         drop(conn)
-        raise ReplicaDown(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+        raise _down(exc, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
     except BaseException:
         drop(conn)  # cancelled mid round trip: the protocol state is unknown
         raise
@@ -121,11 +144,11 @@ async def fetch(conn: Any, sql: str, timeout_s: float) -> tuple[list[str], list[
         errno = _errno(exc)
         if errno in _SERVER_GONE or 2000 <= errno < 3000 or errno == 0:
             drop(conn)
-            raise ReplicaDown(_message(exc)) from None
+            raise _down(exc, _message(exc)) from None
         raise StatementError(errno, _message(exc), 0) from None
     except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, AttributeError) as exc:
         drop(conn)
-        raise ReplicaDown(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+        raise _down(exc, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
     except BaseException:
         drop(conn)
         raise
@@ -135,17 +158,21 @@ async def kill_quietly(conn: Any, thread_id: int, timeout_s: float) -> None:
     """End a server connection of ours if it still exists, and wait (bounded) until it
     is gone: KILL only flags the thread, and a transaction it was committing must be
     finished, one way or the other, before anyone reads the state it touched."""
+    budget = Budget(timeout_s)
     try:
         await run(conn, f"KILL CONNECTION {int(thread_id)}", timeout_s)
     except StatementError:
         return  # already gone (1094 unknown thread)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
+
+    async def gone() -> bool:
         _, rows = await fetch(conn, f"SELECT COUNT(*) FROM information_schema.processlist WHERE id={int(thread_id)}",
-                              timeout_s)
-        if not rows or not rows[0][0]:
+                              max(0.05, budget.left()))
+        return not rows or not rows[0][0]
+
+    while not budget.expired:
+        if await gone():
             return
         await asyncio.sleep(0.01)
     drop(conn)
-    raise ReplicaDown(f"our previous connection {thread_id} is still finishing on the server; retrying later")
+    raise ReplicaDown(f"our previous connection {thread_id} is still finishing on the server; retrying later",
+                      Cause.TIMEOUT)

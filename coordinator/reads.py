@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import mysqlio
-from .errors import ApiError, ReplicaDown, StatementError, statement_api_error
+from .core.outcomes import ApiError
+from .deadline import Budget, wait_until
+from .errors import ReplicaDown, StatementError, statement_api_error
 
 CONSISTENCY = ("strong", "session", "eventual")
 
@@ -112,6 +114,9 @@ class Pool:
 
 
 class ReadRouter:
+    """Owns one read pool per replica (never an applier's connection); reads the core's
+    replica positions through the replicator to choose where each read goes."""
+
     def __init__(self, replicator: Any, cfg: Any) -> None:
         self.r = replicator
         self.cfg = cfg
@@ -141,24 +146,25 @@ class ReadRouter:
         leader = self.r.leader_id
         max_lag = self.cfg.reads.eventual_max_lag_ms
         target = choose(consistency, leader, self.candidates(), min_ts, max_lag)
-        if target is None:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.cfg.reads.session_wait_ms / 1000
-            while target is None and loop.time() < deadline:
-                await asyncio.sleep(0.005)
+        if target is None:  # a session read waits briefly for a replica that applied min_ts
+            def found() -> bool:
+                nonlocal target
                 target = choose(consistency, leader, self.candidates(), min_ts, max_lag)
+                return target is not None
+
+            await wait_until(found, Budget(self.cfg.reads.session_wait_ms / 1000), 0.005)
             target = target or leader
         rs = self.r.replicas[target]
         try:
             cols, rows = await self.pools[target].query(sql, self.cfg.mysql.query_timeout_s)
         except StatementError as exc:
-            raise statement_api_error(exc, executed_on=rs.cfg.name) from None
+            raise statement_api_error(exc, executed_on=rs.name) from None
         except ReplicaDown as exc:
-            raise ApiError(503, "replica_unavailable", f"{rs.cfg.name} could not serve the read: {exc}") from None
+            raise ApiError(503, "replica_unavailable", f"{rs.name} could not serve the read: {exc}") from None
         data = [{c: to_json_value(v) for c, v in zip(cols, row)} for row in rows]
         return {
             "success": True, "message": "Read successful", "data": data, "rows_affected": len(data),
-            "executed_on": rs.cfg.name, "consistency": consistency, "replica_timestamp": rs.applied_ts,
+            "executed_on": rs.name, "consistency": consistency, "replica_timestamp": rs.applied_ts,
         }
 
     def close(self) -> None:

@@ -9,12 +9,12 @@ never reach through the API.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from . import mysqlio
 from .batchsql import entry_from_row, state_update
-from .replog import Entry
+from .core.messages import Snapshot
+from .core.replog import Entry
 
 DEMO_TABLES = (
     "CREATE TABLE IF NOT EXISTS users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, "
@@ -46,22 +46,11 @@ def internal_ddl(schema: str, database: str) -> list[str]:
     ]
 
 
-@dataclass(frozen=True)
-class ReplicaSnapshot:
-    epoch: int
-    applied_ts: int
-    applied_epoch: int
-    ts_mark: int
-    ddl_pending: int
-    leader_id: str
-    log_floor: int  # every entry with log_floor <= ts <= applied_ts is in this replica's log
-
-
 async def ensure(conn: Any, schema: str, database: str, timeout_s: float) -> None:
     await mysqlio.run(conn, ";".join(internal_ddl(schema, database)), timeout_s)
 
 
-async def read_state(conn: Any, schema: str, timeout_s: float) -> ReplicaSnapshot:
+async def read_state(conn: Any, schema: str, timeout_s: float) -> Snapshot:
     _, rows = await mysqlio.fetch(
         conn,
         f"SELECT epoch, applied_ts, applied_epoch, ts_mark, ddl_pending, leader_id, log_floor "
@@ -69,7 +58,7 @@ async def read_state(conn: Any, schema: str, timeout_s: float) -> ReplicaSnapsho
         timeout_s,
     )
     e, a, ae, m, d, lid, floor = rows[0]
-    return ReplicaSnapshot(int(e), int(a), int(ae), int(m), int(d), str(lid), int(floor))
+    return Snapshot(int(e), int(a), int(ae), int(m), int(d), str(lid), int(floor))
 
 
 LOG_COLUMNS = "ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body"
@@ -108,5 +97,5 @@ async def bump_epoch(conn: Any, schema: str, epoch: int, leader: str, timeout_s:
     return bool(rows) and int(rows[0][0]) == epoch
 
 
-__all__ = ["DEMO_TABLES", "LOG_COLUMNS", "ReplicaSnapshot", "bump_epoch", "ensure", "internal_ddl", "log_entry",
+__all__ = ["DEMO_TABLES", "LOG_COLUMNS", "Snapshot", "bump_epoch", "ensure", "internal_ddl", "log_entry",
            "log_query", "read_log", "read_state", "state_update"]

@@ -13,17 +13,21 @@ Our own extra fields may be null, and each such field says so below:
 (unless rebuilding) and, per SEER candidate, ``reason``, ``predicted_commit_ms``,
 ``quorum_wait_ms`` and ``total_ms`` (when it could not commit).
 
-The functions are pure: they take the coordinator's state and the time as arguments.
+The functions are pure: they take the coordinator's state and the time as arguments;
+``Views`` gathers that state from the running coordinator for each request.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any, Protocol
 
-from .health import HealthTracker
-from .seer import CandidateScore, Election
+from .core import cabinet
+from .core.health import HealthTracker
+from .core.seer import CandidateScore, Election
 
 
 class ReplicaLike(Protocol):
@@ -47,7 +51,7 @@ class ReplicaLike(Protocol):
     busy_ms: float
 
 
-def num(value: float | int | None, default: float = 0.0, digits: int = 3) -> float:
+def num(value: float | Fraction | None, default: float = 0.0, digits: int = 3) -> float:
     """A JSON-safe number: None, NaN and infinities become ``default``."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return default
@@ -69,7 +73,7 @@ def state_name(rs: ReplicaLike, tracker: HealthTracker) -> str:
 
 
 def replica_metric(rs: ReplicaLike, name: str, tracker: HealthTracker, *, is_master: bool, last_ts: int,
-                   lag_ms: float, weight: float, now_mono: float, updated_at: float) -> dict[str, Any]:
+                   lag_ms: float, weight: float | Fraction, now_mono: float, updated_at: float) -> dict[str, Any]:
     """One entry of ``:8003 /metrics``.
 
     ``latency_ms`` is the poll round trip (the old system measured a probe query's round
@@ -178,3 +182,92 @@ def quorum(members: list[str], total: int, weights: Mapping[str, Any], threshold
         "ratio": float(ratio),
         "ranking": list(ranking),
     }
+
+
+def election_details(leader_id: str, e: Election) -> dict[str, Any]:
+    """``election_details`` of an admin answer: the leader's figures, the candidates, why."""
+    return {**details(leader_id, figures_of(e, leader_id)), "candidates": [candidate(c) for c in e.candidates],
+            "reason": e.reason}
+
+
+def last_election(last: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The core's record of the last failover, with its election shaped and its time in seconds."""
+    if last is None:
+        return None
+    out = {k: v for k, v in last.items() if k not in ("election", "time_us")}
+    out["time"] = last["time_us"] / 1e6
+    out["election"] = election_details(last["new_leader"], last["election"])
+    return out
+
+
+class Views:
+    """Reads the running coordinator's state and shapes it (HTTP handlers, the dashboard,
+    Prometheus all read these same numbers)."""
+
+    def __init__(self, coord: Any) -> None:
+        self.c = coord
+
+    def status(self) -> dict[str, Any]:
+        r = self.c.replicator
+        return {
+            "current_master": r.leader.name,
+            "master_is_original": r.leader_id == self.c.cfg.initial_leader.id,
+            "replicas": [rid for rid in r.replicas if rid != r.leader_id],
+            "leader": r.leader_id,
+            "epoch": r.epoch,
+            "commit_timestamp": r.commit_ts,
+            "mode": r.rule.mode,
+            "ready": r.active,
+            "fenced": r.fenced,
+            "inflight": r.inflight,
+            "cabinet": cabinet.cabinet_members(r.rule, r.ranking),
+        }
+
+    def replica_metrics(self) -> list[dict[str, Any]]:
+        r = self.c.replicator
+        log = r.log
+        weights = cabinet.weights_for(r.rule, r.ranking)
+        now_us = time.time_ns() // 1000
+        mono = time.monotonic()
+        out = []
+        for rid, rs in r.replicas.items():
+            oldest = None
+            if rs.applied_ts < log.last_ts:
+                nxt = log.after(rs.applied_ts, 1)
+                if nxt:
+                    oldest = nxt[0].time_us
+                elif log.entries:  # behind the in-memory tail: at least this old
+                    oldest = log.entries[0].time_us
+            out.append(replica_metric(
+                rs, rs.name, r.health[rid], is_master=rid == r.leader_id, last_ts=log.last_ts,
+                lag_ms=lag_ms(rs.applied_ts, log.last_ts, oldest, now_us), weight=weights.get(rid, 0),
+                now_mono=mono, updated_at=self.c.monitor.polled_at.get(rid, self.c.started_at)))
+        return out
+
+    def quorum(self) -> dict[str, Any]:
+        r = self.c.replicator
+        return quorum(cabinet.cabinet_members(r.rule, r.ranking), len(r.replicas),
+                      cabinet.weights_for(r.rule, r.ranking), r.rule.threshold, r.rule.mode, r.rule.t,
+                      r.rule.ratio, r.ranking)
+
+    def election(self, exclude: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+        """SEER's dry run as ``:8005 /elect-leader`` shows it (no winner: candidates and reason)."""
+        e = self.c.replicator.core.dry_run(exclude)
+        return election(e) if e.leader_id is not None else {"leader_id": None, **no_election(e)}
+
+    def leader_info(self) -> dict[str, Any]:
+        """``GET /admin/leader-info``: the current leader and its SEER figures now."""
+        r = self.c.replicator
+        e = r.core.dry_run()
+        return {"success": True, "leader_id": r.leader_id, "current_master": r.leader.name,
+                "master_is_original": r.leader_id == self.c.cfg.initial_leader.id, "epoch": r.epoch,
+                "election_details": details(r.leader_id, figures_of(e, r.leader_id)),
+                "last_election": last_election(r.core.st.last_election)}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the dashboard shows, in one value (pushed to browsers)."""
+        ctl = self.c.control
+        return {"time": time.time(), "status": self.status(), "replicas": self.replica_metrics(),
+                "quorum": self.quorum(),
+                "seer": {"dry_run": self.election(), "last": last_election(self.c.replicator.core.st.last_election)},
+                "control": {"backend": ctl.name, "available": ctl.available, "reason": ctl.reason}}

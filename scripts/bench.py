@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark (DESIGN §7), every comparison measured in the same run on the same machine.
+"""Side-by-side benchmark (README, "Performance"), every comparison measured in the same run on the same machine.
 
     .venv/bin/python scripts/bench.py                 # 64 and 256 clients, 10 s per figure, 5 failover trials
     .venv/bin/python scripts/bench.py --quick         # CI-sized (~2 min)
@@ -35,8 +35,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.benchlib import (ROOT, Api, CoordinatorProc, env_summary, http_json, mariadb_slap,  # noqa: E402
-                              new_cluster, percentile, require_tools, resolve_endpoints, run_wrk, summary_ms)
+from scripts.benchlib import (  # noqa: E402
+    ROOT,
+    Api,
+    CoordinatorProc,
+    env_summary,
+    http_json,
+    mariadb_slap,
+    new_cluster,
+    percentile,
+    require_tools,
+    resolve_endpoints,
+    run_wrk,
+    summary_ms,
+)
 
 BENCH_COLS = "(id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL)"
 SLAP_INSERT = "INSERT INTO bench (name, email) VALUES ('bench', 'slap@bench.local')"
@@ -159,7 +171,7 @@ def semisync_part(tmp: Path, clients: list[int], duration: float, probe_clients:
              30, "3 semi-sync replicas")
         for name in names[:-1]:
             h, p = cl.address(name, direct=True)
-            wait(lambda: bool(sql(h, p, "SHOW TABLES FROM bench")), 30, f"{name} to replicate the bench table")
+            wait(lambda h=h, p=p: bool(sql(h, p, "SHOW TABLES FROM bench")), 30, f"{name} to replicate the bench table")
             st = gstatus(h, p, "Rpl_semi_sync_slave_status")
             if st.get("Rpl_semi_sync_slave_status") != "ON":
                 raise RuntimeError(f"{name}: semi-sync replica status is {st}")

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,11 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # devcluster is not installed: import it from the checkout
     sys.path.insert(0, str(ROOT))
 
-from coordinator.localcluster import LocalCluster  # noqa: E402
+from devcluster.cluster import LocalCluster  # noqa: E402
+from devcluster.ports import free_port, free_ports  # noqa: E402
 
 # --------------------------------------------------------------------------- endpoints
 
@@ -243,21 +243,6 @@ def summary_ms(latencies_s: list[float]) -> dict[str, float]:
 # --------------------------------------------------------------------------- throwaway clusters
 
 
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now and not handed out before by this process."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free port found")
-
-
 def config_toml(cluster: LocalCluster, ports: dict[str, int], direct: bool, sections: dict[str, dict[str, Any]] | None = None) -> str:
     names = cluster.node_names()
     leader = names[-1]
@@ -328,8 +313,7 @@ class CoordinatorProc:
 
 
 def new_cluster(directory: Path, nodes: int = 4, server_args: list[str] | None = None) -> LocalCluster:
-    ports = {f"replica-{i}": (free_port(), free_port()) for i in range(1, nodes + 1)}
-    return LocalCluster(directory, nodes=nodes, ports=ports, server_args=server_args)
+    return LocalCluster(directory, nodes=nodes, ports=free_ports(nodes), server_args=server_args)
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Command line for the local MariaDB cluster (``coordinator.localcluster``).
+"""Command line for the local MariaDB cluster (``devcluster.cluster``, dev tooling).
 
 Why a separate thin script: people (and the stress-testing guide) drive the cluster by hand —
 ``up``, ``status``, ``kill replica-2``, ``delay replica-1 100`` — while tests and the coordinator use
@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
+if str(REPO_ROOT) not in sys.path:  # devcluster is not installed: import it from the checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from coordinator.localcluster import (  # noqa: E402
+from devcluster.cluster import (  # noqa: E402
     ClusterError,
     LocalCluster,
     NodeStatus,

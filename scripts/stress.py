@@ -691,7 +691,7 @@ class Stress:
                     with self.progress() as prog:
                         task = prog.add_task(f"{mode:<8} {fault}", total=None)
                         load = Load(self.api, self.tag(f"m{len(cells)}"), clients, duration=dur,
-                                    on_done=lambda _r: prog.advance(task))
+                                    on_done=lambda _r, task=task: prog.advance(task))
                         load.start()
                         recs = await load.wait()
                     el = time.perf_counter() - load.t0

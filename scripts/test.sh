@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole test suite from a clean machine: installs what is missing, then
-# pytest. Tests that need MariaDB start their own servers on free ports in temp
-# dirs and stop them. Extra arguments go to pytest.
+# Runs the whole test suite from a clean machine: installs what is missing, checks the code
+# (ruff, mypy --strict), then pytest. Tests that need MariaDB start their own servers on free
+# ports in temp dirs and stop them. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NEED_BROWSER=1 source scripts/setup.sh
+echo "==> ruff check"
+.venv/bin/ruff check coordinator devcluster tests scripts
+echo "==> mypy --strict (coordinator; the core is pure and fully typed)"
+.venv/bin/mypy --strict coordinator
 set +e
 .venv/bin/python -m pytest -q -ra "$@"
 rc=$?

@@ -9,32 +9,14 @@ same fixtures explicitly, and a plain module keeps the helpers usable outside py
 from __future__ import annotations
 
 import contextlib
-import socket
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from coordinator.localcluster import ClusterError, LocalCluster, find_binary
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 now and was not handed out before in this process."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free port found")
-
-
-def free_ports(nodes: int) -> dict[str, tuple[int, int]]:
-    """(public, private) free ports for replica-1..nodes."""
-    return {f"replica-{i}": (free_port(), free_port()) for i in range(1, nodes + 1)}
+from devcluster.cluster import ClusterError, LocalCluster
+from devcluster.ports import free_port, free_ports  # noqa: F401  (re-exported for tests)
+from devcluster.process import find_binary
 
 
 def mariadb_available() -> bool:

@@ -19,8 +19,8 @@ import pytest_asyncio
 
 from coordinator import config as cfgmod
 from coordinator.http.server import serve
-from coordinator.localcluster import LocalCluster
 from coordinator.service import Coordinator
+from devcluster.cluster import LocalCluster
 from tests.clusterfixtures import cluster, free_port  # noqa: F401  (re-exported fixture)
 
 SCHEMA = "_coordinator"

@@ -16,14 +16,14 @@ from coordinator.batchsql import (
     BindError,
     bind,
     entry_from_row,
+    follower_batch,
     latest_mark,
     leader_commit,
     leader_execute,
     log_values,
-    follower_batch,
     sql_time,
 )
-from coordinator.replog import Entry, EntryKind, Statement
+from coordinator.core.replog import Entry, EntryKind, Statement
 
 SCHEMA = "_coordinator"
 
@@ -309,9 +309,9 @@ def replay_trace(batch: str) -> tuple[list[tuple[str, str | None, tuple[int, int
 def expected_trace(entries: list[Entry]) -> list[tuple[str, str | None, tuple[int, int] | None, int]]:
     out = []
     for e in entries:
-        rand = any("rand" in st.sql.lower() for st in e.statements)
-        for j, st in enumerate(e.statements):
-            out.append((st.sql, sql_time(e.time_us), (e.seed1, e.seed2) if rand and j == 0 else None, st.insert_id))
+        rand = any("rand" in s.sql.lower() for s in e.statements)
+        for j, s in enumerate(e.statements):
+            out.append((s.sql, sql_time(e.time_us), (e.seed1, e.seed2) if rand and j == 0 else None, s.insert_id))
     return out
 
 

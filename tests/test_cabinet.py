@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.cabinet import (
+from coordinator.core.cabinet import (
     MODES,
     QuorumError,
     QuorumRule,

@@ -22,8 +22,9 @@ from typing import Any, Iterator
 import asyncmy
 import pytest
 
-from coordinator import localcluster
-from coordinator.localcluster import ClusterError, LocalCluster, pids_matching, proc_state, short_path
+from devcluster import process
+from devcluster.cluster import ClusterError, LocalCluster
+from devcluster.process import pids_matching, proc_state, short_path
 from tests.clusterfixtures import free_port, running_cluster  # noqa: F401  (cluster fixture: conftest)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -196,7 +197,7 @@ async def test_stop_is_clean_and_start_answers(c: LocalCluster) -> None:
     try:
         assert state_of(c, "replica-1").state == "stopped"
         assert refused(c, "replica-1") < 0.5
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - any failure will do: the connection is gone
             await query(conn, "SELECT 1", timeout=2.0)  # existing connections are dropped
     finally:
         conn.close()
@@ -323,7 +324,7 @@ def test_cli_status_json_reflects_faults(c: LocalCluster) -> None:
 
 
 def test_missing_mariadb_names_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(localcluster, "find_binary", lambda name: None)
+    monkeypatch.setattr(process, "find_binary", lambda name: None)
     with pytest.raises(ClusterError, match="apt-get install -y mariadb-server"):
         LocalCluster(tmp_path / "c", nodes=1, base_port=3306).up()
 
@@ -373,7 +374,7 @@ async def test_proxy_delay_is_pipelined_and_partition_holds_data(tmp_path: Path)
     upstream_port = echo.sockets[0].getsockname()[1]
     port, ctl, state = free_port(), tmp_path / "ctl", tmp_path / "faults.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coordinator.faultproxy", "--port", str(port), "--upstream-port",
+        [sys.executable, "-m", "devcluster.faultproxy", "--port", str(port), "--upstream-port",
          str(upstream_port), "--control", str(ctl), "--state", str(state)],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

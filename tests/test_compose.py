@@ -1,7 +1,7 @@
 """Static checks of docker-compose.mysql.yml.
 
 Why: no Docker engine runs in CI, yet the compose file is what people with Docker use instead of
-``scripts/cluster.py``; it must keep the names and ports of DESIGN.md section 2 in step with the
+``scripts/cluster.py``; it must keep the names and ports of config.toml in step with the
 local cluster. PyYAML (dev dependency) parses it.
 """
 

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from coordinator.service import Coordinator
 from coordinator.http.server import serve
+from coordinator.service import Coordinator
 from tests import contract
 from tests.conftest import Running, direct, make_config, start_coordinator, wait_for, wipe
 
@@ -69,7 +69,7 @@ class Prober:
         r = self.coord.replicator
         if r.fenced:
             return "fenced"
-        if self.coord.failover.lock.locked():
+        if self.coord.failover.busy:
             return "failover"
         if any(rs.rebuilding for rs in r.replicas.values()):
             return "rebuilding"
@@ -115,7 +115,7 @@ async def test_contract_types_in_every_state(cluster, http: aiohttp.ClientSessio
     run = Running(coord, cfg, runners, http)
     second: Running | None = None
     r = coord.replicator
-    trackers = coord.monitor.trackers
+    trackers = coord.replicator.health
 
     async def healthy(*rids: str) -> None:
         async def ok() -> bool:
@@ -181,7 +181,7 @@ async def test_contract_types_in_every_state(cluster, http: aiohttp.ClientSessio
             await asyncio.to_thread(cluster.pause, old)
 
             async def moved() -> bool:
-                return r.leader_id != old and not coord.failover.lock.locked()
+                return r.leader_id != old and not coord.failover.busy
             await wait_for(moved, 30, "failover away from the paused leader")
         assert probe.seen["failover"] >= 1, probe.seen
         await asyncio.to_thread(cluster.heal)
@@ -192,7 +192,7 @@ async def test_contract_types_in_every_state(cluster, http: aiohttp.ClientSessio
         # 5. the leader stopped through the admin API, then started again
         st, body = await post(http, run.url("gateway", "/admin/stop-master"), {})
         assert_shape(contract.FAILOVER, st, body, "stop-master")
-        stopped = coord.stopped_master
+        stopped = coord.failover.stopped_master
         assert stopped and body["new_leader_id"] != stopped
         await probe.rounds("leader_stopped")
         st, body = await post(http, run.url("gateway", "/admin/start-master"), {})

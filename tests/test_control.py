@@ -10,6 +10,8 @@ the shared session cluster running and healed, because other modules use it afte
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ import pytest
 
 from coordinator.config import ReplicaConfig
 from coordinator.control import ControlError, DockerControl, LocalControl, NoControl
-from coordinator.localcluster import LocalCluster
+from devcluster.cluster import LocalCluster
+
 # the session `cluster` fixture comes from tests/conftest.py
 
 REPLICAS = tuple(
@@ -185,6 +188,27 @@ async def test_local_missing_cluster_dir(tmp_path: Path) -> None:
         await lc.stop("replica-1")
     assert err.value.status == 503
     assert str(tmp_path / "nowhere") in err.value.message and "scripts/cluster.py up" in err.value.message
+    assert await lc.faults() == {}
+
+
+def test_importing_control_does_not_import_devcluster() -> None:
+    code = "import coordinator.control, sys; assert 'devcluster' not in sys.modules, sorted(sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+async def test_local_without_devcluster_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cluster.json").write_text("{}")  # the missing tooling wins over an existing cluster
+    monkeypatch.setitem(sys.modules, "devcluster", None)  # makes `import devcluster` fail
+    lc = LocalControl(tmp_path)
+    assert not lc.available
+    assert "devcluster" in lc.reason and "not importable" in lc.reason and "repository root" in lc.reason
+    for action in ("stop", "start", "kill", "pause", "resume", "fault"):
+        with pytest.raises(ControlError) as err:
+            await getattr(lc, action)("replica-1")
+        assert (err.value.status, err.value.code) == (503, "no_cluster")
+        assert err.value.message == lc.reason
     assert await lc.faults() == {}
 
 

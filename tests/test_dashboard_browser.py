@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from coordinator.localcluster import LocalCluster
+from devcluster.cluster import LocalCluster
 from tests.browser import ARGS, CHROMIUM, Page, async_playwright
 from tests.conftest import Running, wait_for
 

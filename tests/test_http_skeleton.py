@@ -1,4 +1,4 @@
-"""The six-port HTTP contract of DESIGN §4 against the real local cluster: health shapes,
+"""The six-port HTTP contract (README, "The HTTP contract") against the real local cluster: health shapes,
 JSON errors everywhere (404, 405, 400 invalid JSON, 413), metrics, Cabinet, admin mode and
 events, and a start with one replica down."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from coordinator.localcluster import LocalCluster
+from devcluster.cluster import LocalCluster
 from tests.conftest import Running, make_config, start_coordinator, wait_for, wipe
 
 pytestmark = pytest.mark.mariadb

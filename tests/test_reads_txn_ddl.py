@@ -191,7 +191,7 @@ async def test_crash_around_ddl_recovers_exactly_once(cluster, fresh: Running, h
     """Build the state a crash leaves between the DDL marker and the applied position
     on one follower (DDL run or not), then let a coordinator recover it."""
     from coordinator import batchsql
-    from coordinator.replog import EntryKind, Statement
+    from coordinator.core.replog import EntryKind, Statement
 
     run = fresh
     st, w = await run.write("INSERT INTO users (name, email) VALUES ('pre', 'pre@x')")

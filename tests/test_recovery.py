@@ -9,8 +9,16 @@ import random
 import aiohttp
 import pytest
 
-from tests.conftest import CoordinatorProcess, config_data, free_port, start_coordinator, make_config, \
-    table_digest, wait_for, wipe
+from tests.conftest import (
+    CoordinatorProcess,
+    config_data,
+    free_port,
+    make_config,
+    start_coordinator,
+    table_digest,
+    wait_for,
+    wipe,
+)
 
 pytestmark = pytest.mark.mariadb
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.replog import Entry, EntryKind, ReplicatedLog, Statement
+from coordinator.core.replog import Entry, EntryKind, ReplicatedLog, Statement
 
 
 def entry(ts: int, kind: EntryKind = EntryKind.WRITE, epoch: int = 1) -> Entry:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.cabinet import QuorumRule
-from coordinator.seer import (
+from coordinator.core.cabinet import QuorumRule
+from coordinator.core.seer import (
     CandidateInput,
     Election,
     SeerParams,

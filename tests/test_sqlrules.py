@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.sqlrules import Kind, SqlRejected, Statement, classify
+from coordinator.core.sqlrules import Kind, SqlRejected, Statement, classify
 
 R, W, D = Kind.READ, Kind.WRITE, Kind.DDL
 

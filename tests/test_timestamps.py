@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.timestamps import TimestampAllocator
+from coordinator.core.timestamps import TimestampAllocator
 
 
 @dataclass

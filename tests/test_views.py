@@ -7,22 +7,22 @@ import math
 
 import pytest
 
-from coordinator import cabinet, seer, views
-from coordinator.config import ReplicaConfig
-from coordinator.health import HealthTracker, Outcome
-from coordinator.replication import ReplicaState
+from coordinator import views
+from coordinator.core import cabinet, seer
+from coordinator.core.health import HealthTracker, Outcome
+from coordinator.core.state import ReplicaState
 from tests import contract
 
 
 def _rs(rid: str = "replica-1") -> ReplicaState:
-    return ReplicaState(ReplicaConfig(rid, f"mysql-{rid}", "127.0.0.1", 3307))
+    return ReplicaState(rid, f"mysql-{rid}")
 
 
 def _metric(rs: ReplicaState, tr: HealthTracker, **kw: object) -> dict[str, object]:
     args: dict[str, object] = dict(is_master=False, last_ts=0, lag_ms=0.0, weight=0, now_mono=100.0,
                                    updated_at=1.7e9)
     args.update(kw)
-    return views.replica_metric(rs, rs.cfg.name, tr, **args)  # type: ignore[arg-type]
+    return views.replica_metric(rs, rs.name, tr, **args)  # type: ignore[arg-type]
 
 
 def test_metric_before_any_measurement_has_numbers_and_says_stale() -> None:

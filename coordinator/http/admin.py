@@ -1,30 +1,49 @@
-"""Admin endpoints on the gateway: process and network faults through the control
-backend, failover and switchover, start/stop of the master (DESIGN §4)."""
+"""``/admin/*`` on the gateway: faults and processes through the control backend, failover
+and switchover, start/stop of the master, quorum mode, reset, events, leader info.
+
+Every endpoint answers only on the admin address, and with the bearer token when one is
+set — a wrapper (``guard``), not a middleware, so the client hot path pays nothing for it.
+Handlers translate; the work is the service's.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
+import hmac
 from typing import Any
 
 from aiohttp import web
 
 from ..control import ControlError
-from ..errors import ApiError
+from ..core import cabinet
+from ..core.outcomes import ApiError
 from ..service import Coordinator
-from .common import field, json_response, read_json
+from .common import COORD, Handler, field, json_response, read_json
 
 ACTIONS = ("stop", "start", "kill", "pause", "resume")
 
 
-def _coord(request: web.Request) -> Coordinator:
-    from .gateway import COORD
-    return request.app[COORD]
+def guard(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        coord = request.app[COORD]
+        allowed = {coord.cfg.coordinator.admin_host}
+        if coord.cfg.coordinator.admin_host in ("127.0.0.1", "localhost"):
+            allowed |= {"127.0.0.1", "::1"}
+        if "0.0.0.0" not in allowed and request.remote not in allowed:
+            raise ApiError(403, "admin_forbidden", "admin endpoints only answer on the admin address")
+        token = coord.cfg.coordinator.admin_token
+        if token:
+            got = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(got.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
+                raise ApiError(401, "unauthorized", "admin endpoints need 'Authorization: Bearer <token>'")
+        return await handler(request)
+
+    return guarded
 
 
 async def _control(call: Any) -> dict[str, Any]:
     try:
-        return await call
+        result: dict[str, Any] = await call
+        return result
     except ControlError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
 
@@ -38,7 +57,7 @@ def _replica_id(coord: Coordinator, ident: str) -> str:
 
 
 async def replica_action(request: web.Request) -> web.Response:
-    coord = _coord(request)
+    coord = request.app[COORD]
     rid = _replica_id(coord, request.match_info["replica_id"])
     action = request.match_info["action"]
     if action not in ACTIONS:
@@ -50,7 +69,7 @@ async def replica_action(request: web.Request) -> web.Response:
 
 
 async def replica_fault(request: web.Request) -> web.Response:
-    coord = _coord(request)
+    coord = request.app[COORD]
     rid = _replica_id(coord, request.match_info["replica_id"])
     data = await read_json(request, required=False)
     delay = field(data, "delay_ms", int)
@@ -65,7 +84,7 @@ async def replica_fault(request: web.Request) -> web.Response:
 
 
 async def trigger_failover(request: web.Request) -> web.Response:
-    coord = _coord(request)
+    coord = request.app[COORD]
     data = await read_json(request, required=False)
     target = field(data, "new_leader", str)
     if target is not None:
@@ -75,58 +94,54 @@ async def trigger_failover(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-async def leader_info(request: web.Request) -> web.Response:
-    return json_response(_coord(request).leader_info())
-
-
-async def _wait(cond: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 async def stop_master(request: web.Request) -> web.Response:
     """Stop the leader's server (clean shutdown) and answer once the failover finished."""
-    coord = _coord(request)
-    old = coord.replicator.leader_id
-    await _control(coord.control.stop(old))
-    coord.stopped_master = old
-    name = coord.cfg.replica(old).name
-    result = await coord.failover.failover(f"stop-master: {name} stopped by an operator", expected_leader=old)
-    if result["new_leader_id"] == old:  # a concurrent failover may have moved it already; say what is true
-        raise ApiError(503, "failover_failed", f"{name} was stopped but leadership did not move", **result)
-    result["message"] = f"stopped {name}; {result['new_master']} is the new master"
-    result["old_master"] = name
-    return json_response(result)
+    coord = request.app[COORD]
+    return json_response(await coord.failover.stop_master(lambda rid: _control(coord.control.stop(rid))))
 
 
 async def start_master(request: web.Request) -> web.Response:
     """Start the stopped master again; it rejoins as a follower and catches up."""
-    coord = _coord(request)
-    rid = coord.stopped_master or coord.cfg.initial_leader.id
-    result = await _control(coord.control.start(rid))
-    r = coord.replicator
-    rs = r.replicas[rid]
-    target = r.commit_ts
-    caught_up = await _wait(lambda: rs.available and rs.applied_ts >= target, 20.0)
-    if caught_up and coord.stopped_master == rid:
-        coord.stopped_master = None
-    role = "leader" if rid == r.leader_id else "follower"
-    message = (f"started {rs.cfg.name}; it rejoined as {role}" + (" and caught up" if caught_up else
-               " and is still catching up"))
-    return json_response({"success": True, "message": message, "started": rs.cfg.name, "replica_id": rid,
-                          "role": role,
-                          "caught_up": caught_up, "applied_timestamp": rs.applied_ts,
-                          "current_master": r.leader.cfg.name, **{k: v for k, v in result.items() if k != "replica"}})
+    coord = request.app[COORD]
+    return json_response(await coord.failover.start_master(lambda rid: _control(coord.control.start(rid)),
+                                                           coord.cfg.initial_leader.id))
 
 
-def setup(app: web.Application, guard: Any) -> None:
+async def leader_info(request: web.Request) -> web.Response:
+    return json_response(request.app[COORD].views.leader_info())
+
+
+async def replication_mode(request: web.Request) -> web.Response:
+    coord = request.app[COORD]
+    data = await read_json(request)
+    mode = field(data, "mode", str, required=True)
+    if mode not in cabinet.MODES:
+        raise ApiError(400, "bad_mode", f"mode must be one of {', '.join(cabinet.MODES)}")
+    old = coord.replicator.set_mode(mode)
+    return json_response({"success": True, "mode": mode, "previous": old})
+
+
+async def reset(request: web.Request) -> web.Response:
+    return json_response(await request.app[COORD].reset())
+
+
+async def events(request: web.Request) -> web.Response:
+    coord = request.app[COORD]
+    try:
+        since = int(request.query.get("since", "0"))
+        limit = min(int(request.query.get("limit", "200")), 1000)
+    except ValueError:
+        raise ApiError(400, "bad_query", "'since' and 'limit' must be integers") from None
+    return json_response({"events": coord.events.recent(limit, since, request.query.get("kind"))})
+
+
+def setup(app: web.Application) -> None:
     app.router.add_post("/admin/replicas/{replica_id}/fault", guard(replica_fault))
     app.router.add_post("/admin/replicas/{replica_id}/{action}", guard(replica_action))
     app.router.add_post("/admin/trigger-failover", guard(trigger_failover))
     app.router.add_post("/admin/stop-master", guard(stop_master))
     app.router.add_post("/admin/start-master", guard(start_master))
     app.router.add_get("/admin/leader-info", guard(leader_info))
+    app.router.add_post("/admin/replication-mode", guard(replication_mode))
+    app.router.add_get("/admin/events", guard(events))
+    app.router.add_post("/admin/reset", guard(reset))

@@ -16,7 +16,8 @@ import orjson
 import structlog
 from aiohttp import web
 
-from ..errors import ApiError
+from ..core.outcomes import ApiError
+from ..service import Coordinator
 
 log = structlog.get_logger("coordinator.http")
 
@@ -40,6 +41,7 @@ HTTP_CODES = {
 
 
 METRICS = web.AppKey("metrics", object)
+COORD = web.AppKey("coordinator", Coordinator)
 
 
 @web.middleware
@@ -66,7 +68,9 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             msg = f"no such endpoint: {request.method} {request.path}"
         elif status == 405:
             allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
-            msg = f"method {request.method} is not allowed on {request.path}" + (f" (allowed: {allowed})" if allowed else "")
+            msg = f"method {request.method} is not allowed on {request.path}"
+            if allowed:
+                msg += f" (allowed: {allowed})"
         elif status == 413:
             msg = "request body too large"
         else:

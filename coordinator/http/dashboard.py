@@ -36,6 +36,8 @@ import orjson
 import structlog
 from aiohttp import web
 
+from ..service import Coordinator
+
 log = structlog.get_logger("coordinator.dashboard")
 
 SAMPLE_S = 0.5
@@ -175,7 +177,7 @@ class Sampler:
         self.history.append(point)
         snap["chart"] = point
         self.latest = snap
-        return snap
+        return dict(snap)
 
     async def run(self) -> None:
         while not self.closing.is_set():
@@ -316,10 +318,10 @@ async def static(request: web.Request) -> web.Response:
     return _static(request, request.match_info["name"])
 
 
-_COORD_KEY = web.AppKey("dashboard_coordinator", object)
+_COORD_KEY = web.AppKey("dashboard_coordinator", Coordinator)
 
 
-def setup(app: web.Application, coord: Any) -> None:
+def setup(app: web.Application, coord: Coordinator) -> None:
     sampler = Sampler(coord)
     app[SAMPLER] = sampler
     app[_COORD_KEY] = coord

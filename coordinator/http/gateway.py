@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Any
 
 from aiohttp import web
 
-from .. import cabinet, sqlrules
 from ..batchsql import BindError, bind
-from ..errors import ApiError
-from ..replication import WriteOutcome
-from ..replog import EntryKind
+from ..core import sqlrules
+from ..core.outcomes import ApiError, WriteOutcome
+from ..core.replog import EntryKind
 from ..service import Coordinator
-from . import admin as admin_routes
-from . import dashboard
-from .common import METRICS, field, health_handler, json_response, make_app, read_json
-
-COORD = web.AppKey("coordinator", Coordinator)
+from . import admin, dashboard
+from .common import COORD, METRICS, field, health_handler, json_response, make_app, read_json
 
 _KIND = {sqlrules.Kind.WRITE: EntryKind.WRITE, sqlrules.Kind.DDL: EntryKind.DDL}
 
@@ -90,17 +85,11 @@ def _record_write(coord: Coordinator, started: float) -> None:
 
 async def _submit(coord: Coordinator, data: dict[str, Any], kind: EntryKind, stmts: tuple[str, ...]) -> WriteOutcome:
     """Submit a write, honouring an optional ``request_id``: a retry with the same key
-    returns the original outcome and never applies twice (in memory, or from the
-    persisted log after a restart)."""
+    returns the original outcome and never applies twice (``idempotency``)."""
     rid = field(data, "request_id", str, default="")
-    if rid:
-        if len(rid) > 191 or not rid.isprintable():
-            raise ApiError(400, "bad_field", "field 'request_id' must be printable and at most 191 characters")
-        if not coord.replicator.knows_request(rid):
-            prior = await coord.persisted_outcome(rid)
-            if prior is not None:
-                return prior
-    return await coord.replicator.submit(kind, stmts, request_id=rid)
+    if rid and (len(rid) > 191 or not rid.isprintable()):
+        raise ApiError(400, "bad_field", "field 'request_id' must be printable and at most 191 characters")
+    return await coord.idempotency.submit(kind, stmts, rid)
 
 
 async def transaction(request: web.Request) -> web.Response:
@@ -123,64 +112,14 @@ async def transaction(request: web.Request) -> web.Response:
         rendered.append(sql)
     out = await _submit(coord, data, EntryKind.TXN, tuple(rendered))
     _record_write(coord, started)
-    body = write_body(out, started, {"statements": [{"rows_affected": r[0], "last_insert_id": r[1]} for r in out.results]})
+    per = [{"rows_affected": r[0], "last_insert_id": r[1]} for r in out.results]
+    body = write_body(out, started, {"statements": per})
     body["message"] = body["message"].replace("Write successful", "Transaction committed")
     return json_response(body)
 
 
 async def status(request: web.Request) -> web.Response:
     return json_response(request.app[COORD].status())
-
-
-# --- admin -------------------------------------------------------------------------------
-
-
-def admin(handler: Any) -> Any:
-    """Admin endpoints answer only on the admin address, and with the token when one is set
-    (a wrapper, not a middleware, so the client hot path pays nothing for it)."""
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        coord = request.app[COORD]
-        allowed = {coord.cfg.coordinator.admin_host}
-        if coord.cfg.coordinator.admin_host in ("127.0.0.1", "localhost"):
-            allowed |= {"127.0.0.1", "::1"}
-        if "0.0.0.0" not in allowed and request.remote not in allowed:
-            raise ApiError(403, "admin_forbidden", "admin endpoints only answer on the admin address")
-        token = coord.cfg.coordinator.admin_token
-        if token:
-            got = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(got.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
-                raise ApiError(401, "unauthorized", "admin endpoints need 'Authorization: Bearer <token>'")
-        return await handler(request)
-
-    return guarded
-
-
-async def replication_mode(request: web.Request) -> web.Response:
-    coord = request.app[COORD]
-    data = await read_json(request)
-    mode = field(data, "mode", str, required=True)
-    if mode not in cabinet.MODES:
-        raise ApiError(400, "bad_mode", f"mode must be one of {', '.join(cabinet.MODES)}")
-    old = coord.replicator.rule.mode
-    coord.replicator.set_mode(mode)
-    if old != mode:
-        coord.events.emit("mode", f"quorum mode changed from {old} to {mode}", old=old, new=mode)
-    return json_response({"success": True, "mode": mode, "previous": old})
-
-
-async def reset(request: web.Request) -> web.Response:
-    return json_response(await request.app[COORD].reset())
-
-
-async def events(request: web.Request) -> web.Response:
-    coord = request.app[COORD]
-    try:
-        since = int(request.query.get("since", "0"))
-        limit = min(int(request.query.get("limit", "200")), 1000)
-    except ValueError:
-        raise ApiError(400, "bad_query", "'since' and 'limit' must be integers") from None
-    return json_response({"events": coord.events.recent(limit, since, request.query.get("kind"))})
 
 
 async def prometheus(request: web.Request) -> web.Response:
@@ -198,9 +137,6 @@ def build(coord: Coordinator) -> web.Application:
     app.router.add_get("/status", status)
     app.router.add_get("/health", health_handler("coordinator"))
     app.router.add_get("/metrics", prometheus)
-    app.router.add_post("/admin/replication-mode", admin(replication_mode))
-    app.router.add_get("/admin/events", admin(events))
-    app.router.add_post("/admin/reset", admin(reset))
-    admin_routes.setup(app, admin)
+    admin.setup(app)
     dashboard.setup(app, coord)
     return app

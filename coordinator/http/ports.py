@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import ApiError
+from ..core.outcomes import ApiError
 from ..service import Coordinator
-from .common import health_handler, json_response, make_app, read_json
-from .gateway import COORD
+from .common import COORD, health_handler, json_response, make_app, read_json
 
 
 def _app(coord: Coordinator, service: str, health: bool = True) -> web.Application:
@@ -63,7 +62,7 @@ def cabinet_app(coord: Coordinator) -> web.Application:
         op = data.get("operation", "write")
         if op not in ("write", "read"):
             raise ApiError(400, "bad_operation", "operation must be 'write' or 'read'")
-        return json_response(coord.quorum_view())
+        return json_response(coord.views.quorum())
 
     app = _app(coord, "cabinet")
     app.router.add_post("/select-quorum", select_quorum)
@@ -77,7 +76,7 @@ def seer_app(coord: Coordinator) -> web.Application:
         exclude = data.get("exclude_replicas") or []
         if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
             raise ApiError(400, "bad_field", "field 'exclude_replicas' must be a list of replica ids")
-        body = coord.election_view(exclude)
+        body = coord.views.election(exclude)
         if body["leader_id"] is None:
             del body["leader_id"]
             raise ApiError(503, "no_eligible_leader", f"no replica is eligible: {body['reason']}", **body)

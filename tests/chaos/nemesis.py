@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from coordinator.localcluster import LocalCluster  # noqa: E402
+from devcluster.cluster import LocalCluster  # noqa: E402
+from devcluster.ports import free_ports  # noqa: E402
 from tests.conftest import CoordinatorProcess, config_data, direct, table_digest, wipe  # noqa: E402
 
 ACCOUNTS, BALANCE = 10, 100
@@ -293,7 +294,6 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=None, help="seed (default: random, printed)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1, 10**6)
-    from tests.clusterfixtures import free_ports
     tmp = Path(tempfile.mkdtemp(prefix="nemesis-"))
     cluster = LocalCluster(tmp / "cluster", nodes=4, ports=free_ports(4))
     print(f"nemesis: seed {seed}, {args.duration:.0f}s, cluster in {tmp}", flush=True)

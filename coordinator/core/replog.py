@@ -41,7 +41,8 @@ class Entry:
     mark: int = 0  # timestamp high-water mark this entry persists (0 = none)
     request_id: str = ""  # the client's idempotency key, if it sent one
     leader: str = ""  # the replica that executed it first (audits: one leader per epoch)
-    # Rendered once (batchsql.make_entry) and reused by every follower's batches.
+    # Render caches, filled by the shell's batchsql on first use and reused by every follower's
+    # batches; the core never reads them.
     replay: str = field(default="", compare=False, repr=False)
     row: str = field(default="", compare=False, repr=False)
 

@@ -27,7 +27,7 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 
-from coordinator.cabinet import QuorumError, QuorumRule, rank
+from .cabinet import QuorumError, QuorumRule, rank
 
 
 @dataclass(frozen=True)
