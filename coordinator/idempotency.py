@@ -25,6 +25,8 @@ from .replicator import Replicator
 
 
 class Idempotency:
+    """The keyed-write path; stateless itself (the core remembers keys, the log persists them)."""
+
     def __init__(self, replicator: Any, reads: Any, write_timeout_s: float, query_timeout_s: float) -> None:
         self.r = replicator
         self.reads = reads

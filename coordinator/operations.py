@@ -24,6 +24,8 @@ READ_ONLY_TIMEOUT_S = 1.0
 
 
 class Operations:
+    """Runs control tasks; owns no connection beyond the one each task opens and closes."""
+
     def __init__(self, endpoint: Callable[[str], mysqlio.Endpoint], schema_name: str, database: str,
                  query_timeout_s: float, restart_applier: Callable[[str], Awaitable[None]]) -> None:
         self.endpoint = endpoint

@@ -18,6 +18,8 @@ from .errors import Fenced, ReplicaDown, StatementError
 
 
 class Reset:
+    """Callable: one reset at a time (its lock is its only state)."""
+
     def __init__(self, replicator: Any, cfg: Any) -> None:
         self.r = replicator
         self.cfg = cfg

@@ -146,7 +146,7 @@ def on_result(st: State, rs: ReplicaState, action: ReplicaAction, result: Result
     if isinstance(action, LeadExecute):
         return _executed(st, rs, b, result)
     if isinstance(action, LeadCommit):
-        return _committed(st, rs, b, result)
+        return _committed(st, rs, b, action, result)
     return _alone(st, rs, b, action, result)
 
 
@@ -201,10 +201,10 @@ def _to_commit(st: State, b: LeaderBatch) -> None:
     b.step = "commit"
 
 
-def _committed(st: State, rs: ReplicaState, b: LeaderBatch, result: Result) -> Result | None:
+def _committed(st: State, rs: ReplicaState, b: LeaderBatch, action: LeadCommit, result: Result) -> Result | None:
     st.batch = None
     if isinstance(result, Ok):
-        rs.trimmed_below = max(rs.trimmed_below, st.trim_for(rs))
+        rs.trimmed_below = max(rs.trimmed_below, action.trim_below)
         rs.batches += 1
         rs.entries_applied += len(b.entries)
         rs.busy_ms += (st.now - b.started) * 1000

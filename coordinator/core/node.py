@@ -44,6 +44,9 @@ from .writes import WriteQueue
 
 
 class Core:
+    """Owns ``st`` (``state.State``): every decision module reads and writes it only while
+    ``step`` or ``ready`` runs, so the caller sees one consistent state between calls."""
+
     def __init__(self, cfg: CoreConfig) -> None:
         rule = cabinet.QuorumRule.build(cfg.n, cfg.failure_threshold, cfg.mode)
         self.st = State(
