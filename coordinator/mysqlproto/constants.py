@@ -1,0 +1,281 @@
+"""Numeric constants of the MySQL client/server protocol (protocol 10, 4.1+ packets).
+
+Values are those of MySQL's ``mysql_com.h`` / ``field_types.h`` and MariaDB's
+``mariadb_com.h``, checked against the MySQL source documentation pages
+(page_protocol_basic_*, page_protocol_com_*) and the MariaDB client/server protocol
+pages, and against bytes captured from MariaDB 10.11 talking to Connector/C 3.3 and
+asyncmy. Only classic-protocol constants are here; MariaDB's extended capabilities
+(sent in the handshake filler) are deliberately not used: a server that announces none
+keeps MariaDB clients on the plain MySQL packet layouts.
+"""
+
+from __future__ import annotations
+
+# --- capability flags (HandshakeV10 / HandshakeResponse41) ---------------------------------
+CLIENT_LONG_PASSWORD = 1 << 0  # MariaDB calls this bit CLIENT_MYSQL
+CLIENT_FOUND_ROWS = 1 << 1  # affected rows of UPDATE = matched rows, not changed rows
+CLIENT_LONG_FLAG = 1 << 2
+CLIENT_CONNECT_WITH_DB = 1 << 3
+CLIENT_NO_SCHEMA = 1 << 4
+CLIENT_COMPRESS = 1 << 5
+CLIENT_ODBC = 1 << 6
+CLIENT_LOCAL_FILES = 1 << 7
+CLIENT_IGNORE_SPACE = 1 << 8
+CLIENT_PROTOCOL_41 = 1 << 9
+CLIENT_INTERACTIVE = 1 << 10
+CLIENT_SSL = 1 << 11
+CLIENT_IGNORE_SIGPIPE = 1 << 12
+CLIENT_TRANSACTIONS = 1 << 13
+CLIENT_RESERVED = 1 << 14
+CLIENT_SECURE_CONNECTION = 1 << 15  # a.k.a. CLIENT_RESERVED2: 4.1 auth, 1-byte auth length
+CLIENT_MULTI_STATEMENTS = 1 << 16
+CLIENT_MULTI_RESULTS = 1 << 17
+CLIENT_PS_MULTI_RESULTS = 1 << 18
+CLIENT_PLUGIN_AUTH = 1 << 19
+CLIENT_CONNECT_ATTRS = 1 << 20
+CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA = 1 << 21
+CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS = 1 << 22
+CLIENT_SESSION_TRACK = 1 << 23
+CLIENT_DEPRECATE_EOF = 1 << 24
+CLIENT_OPTIONAL_RESULTSET_METADATA = 1 << 25
+CLIENT_ZSTD_COMPRESSION_ALGORITHM = 1 << 26
+CLIENT_QUERY_ATTRIBUTES = 1 << 27
+CLIENT_MULTI_FACTOR_AUTHENTICATION = 1 << 28
+CLIENT_CAPABILITY_EXTENSION = 1 << 29
+CLIENT_SSL_VERIFY_SERVER_CERT = 1 << 30
+CLIENT_REMEMBER_OPTIONS = 1 << 31
+
+#: What a front end built on this codec can honour. Not in it, on purpose: COMPRESS (no
+#: compressed framing here), SSL (no TLS), LOCAL_FILES (no LOAD DATA LOCAL), SESSION_TRACK
+#: (no session-state blocks), QUERY_ATTRIBUTES / OPTIONAL_RESULTSET_METADATA (MySQL 8
+#: packet variants), IGNORE_SPACE / INTERACTIVE (they change server-side SQL/timeouts).
+#: DEPRECATE_EOF is in, as MariaDB 10.11 announces it; the codec supports both layouts.
+DEFAULT_SERVER_CAPABILITIES = (
+    CLIENT_LONG_PASSWORD
+    | CLIENT_FOUND_ROWS
+    | CLIENT_LONG_FLAG
+    | CLIENT_CONNECT_WITH_DB
+    | CLIENT_PROTOCOL_41
+    | CLIENT_TRANSACTIONS
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_MULTI_STATEMENTS
+    | CLIENT_MULTI_RESULTS
+    | CLIENT_PS_MULTI_RESULTS
+    | CLIENT_PLUGIN_AUTH
+    | CLIENT_CONNECT_ATTRS
+    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | CLIENT_DEPRECATE_EOF
+)
+
+# --- server status flags (OK / EOF packets, handshake) -------------------------------------
+SERVER_STATUS_IN_TRANS = 1 << 0
+SERVER_STATUS_AUTOCOMMIT = 1 << 1
+SERVER_MORE_RESULTS_EXISTS = 1 << 3
+SERVER_STATUS_NO_GOOD_INDEX_USED = 1 << 4
+SERVER_STATUS_NO_INDEX_USED = 1 << 5
+SERVER_STATUS_CURSOR_EXISTS = 1 << 6
+SERVER_STATUS_LAST_ROW_SENT = 1 << 7
+SERVER_STATUS_DB_DROPPED = 1 << 8
+SERVER_STATUS_NO_BACKSLASH_ESCAPES = 1 << 9
+SERVER_STATUS_METADATA_CHANGED = 1 << 10
+SERVER_QUERY_WAS_SLOW = 1 << 11
+SERVER_PS_OUT_PARAMS = 1 << 12
+SERVER_STATUS_IN_TRANS_READONLY = 1 << 13
+SERVER_SESSION_STATE_CHANGED = 1 << 14
+
+# --- command bytes (first byte of every command-phase payload) -----------------------------
+COM_SLEEP = 0x00
+COM_QUIT = 0x01
+COM_INIT_DB = 0x02
+COM_QUERY = 0x03
+COM_FIELD_LIST = 0x04
+COM_CREATE_DB = 0x05
+COM_DROP_DB = 0x06
+COM_REFRESH = 0x07
+COM_SHUTDOWN = 0x08
+COM_STATISTICS = 0x09
+COM_PROCESS_INFO = 0x0A
+COM_CONNECT = 0x0B
+COM_PROCESS_KILL = 0x0C
+COM_DEBUG = 0x0D
+COM_PING = 0x0E
+COM_TIME = 0x0F
+COM_DELAYED_INSERT = 0x10
+COM_CHANGE_USER = 0x11
+COM_BINLOG_DUMP = 0x12
+COM_TABLE_DUMP = 0x13
+COM_CONNECT_OUT = 0x14
+COM_REGISTER_SLAVE = 0x15
+COM_STMT_PREPARE = 0x16
+COM_STMT_EXECUTE = 0x17
+COM_STMT_SEND_LONG_DATA = 0x18
+COM_STMT_CLOSE = 0x19
+COM_STMT_RESET = 0x1A
+COM_SET_OPTION = 0x1B
+COM_STMT_FETCH = 0x1C
+COM_DAEMON = 0x1D
+COM_BINLOG_DUMP_GTID = 0x1E
+COM_RESET_CONNECTION = 0x1F
+COM_STMT_BULK_EXECUTE = 0xFA  # MariaDB only; needs an extended capability we never announce
+
+#: COM_SET_OPTION arguments (int<2>)
+MYSQL_OPTION_MULTI_STATEMENTS_ON = 0
+MYSQL_OPTION_MULTI_STATEMENTS_OFF = 1
+
+#: COM_STMT_EXECUTE flags (cursor type)
+CURSOR_TYPE_NO_CURSOR = 0x00
+CURSOR_TYPE_READ_ONLY = 0x01
+CURSOR_TYPE_FOR_UPDATE = 0x02
+CURSOR_TYPE_SCROLLABLE = 0x04
+
+# --- column types (enum_field_types) -------------------------------------------------------
+MYSQL_TYPE_DECIMAL = 0
+MYSQL_TYPE_TINY = 1
+MYSQL_TYPE_SHORT = 2
+MYSQL_TYPE_LONG = 3
+MYSQL_TYPE_FLOAT = 4
+MYSQL_TYPE_DOUBLE = 5
+MYSQL_TYPE_NULL = 6
+MYSQL_TYPE_TIMESTAMP = 7
+MYSQL_TYPE_LONGLONG = 8
+MYSQL_TYPE_INT24 = 9
+MYSQL_TYPE_DATE = 10
+MYSQL_TYPE_TIME = 11
+MYSQL_TYPE_DATETIME = 12
+MYSQL_TYPE_YEAR = 13
+MYSQL_TYPE_NEWDATE = 14
+MYSQL_TYPE_VARCHAR = 15
+MYSQL_TYPE_BIT = 16
+MYSQL_TYPE_TIMESTAMP2 = 17
+MYSQL_TYPE_DATETIME2 = 18
+MYSQL_TYPE_TIME2 = 19
+MYSQL_TYPE_JSON = 245
+MYSQL_TYPE_NEWDECIMAL = 246
+MYSQL_TYPE_ENUM = 247
+MYSQL_TYPE_SET = 248
+MYSQL_TYPE_TINY_BLOB = 249
+MYSQL_TYPE_MEDIUM_BLOB = 250
+MYSQL_TYPE_LONG_BLOB = 251
+MYSQL_TYPE_BLOB = 252
+MYSQL_TYPE_VAR_STRING = 253
+MYSQL_TYPE_STRING = 254
+MYSQL_TYPE_GEOMETRY = 255
+
+INTEGER_TYPES = frozenset({MYSQL_TYPE_TINY, MYSQL_TYPE_SHORT, MYSQL_TYPE_LONG, MYSQL_TYPE_INT24,
+                           MYSQL_TYPE_LONGLONG, MYSQL_TYPE_YEAR})
+DECIMAL_TYPES = frozenset({MYSQL_TYPE_DECIMAL, MYSQL_TYPE_NEWDECIMAL})
+DATETIME_TYPES = frozenset({MYSQL_TYPE_DATE, MYSQL_TYPE_DATETIME, MYSQL_TYPE_TIMESTAMP, MYSQL_TYPE_NEWDATE,
+                            MYSQL_TYPE_DATETIME2, MYSQL_TYPE_TIMESTAMP2})
+TIME_TYPES = frozenset({MYSQL_TYPE_TIME, MYSQL_TYPE_TIME2})
+#: Character types: a value is text in the connection's character set.
+TEXT_TYPES = frozenset({MYSQL_TYPE_VARCHAR, MYSQL_TYPE_VAR_STRING, MYSQL_TYPE_STRING, MYSQL_TYPE_ENUM,
+                        MYSQL_TYPE_SET, MYSQL_TYPE_JSON})
+#: Byte types: a value is an opaque byte string.
+BLOB_TYPES = frozenset({MYSQL_TYPE_TINY_BLOB, MYSQL_TYPE_MEDIUM_BLOB, MYSQL_TYPE_LONG_BLOB, MYSQL_TYPE_BLOB,
+                        MYSQL_TYPE_BIT, MYSQL_TYPE_GEOMETRY})
+
+# --- column definition flags ---------------------------------------------------------------
+NOT_NULL_FLAG = 1
+PRI_KEY_FLAG = 2
+UNIQUE_KEY_FLAG = 4
+MULTIPLE_KEY_FLAG = 8
+BLOB_FLAG = 16
+UNSIGNED_FLAG = 32
+ZEROFILL_FLAG = 64
+BINARY_FLAG = 128
+ENUM_FLAG = 256
+AUTO_INCREMENT_FLAG = 512
+TIMESTAMP_FLAG = 1024
+SET_FLAG = 2048
+NO_DEFAULT_VALUE_FLAG = 4096
+ON_UPDATE_NOW_FLAG = 8192
+PART_KEY_FLAG = 16384
+NUM_FLAG = 32768
+
+#: COM_STMT_EXECUTE parameter-type flag byte: the integer is unsigned.
+PARAM_UNSIGNED = 0x80
+
+#: ``decimals`` of a column whose scale is not fixed: 31 in MySQL and for MariaDB's
+#: FLOAT/DOUBLE, 39 for MariaDB's computed strings. Connector/C prints a binary DOUBLE with
+#: fixed decimals when decimals is below this, so computed floats must carry it.
+NOT_FIXED_DEC = 31
+MARIADB_NOT_FIXED_DEC = 39
+
+# --- character sets / collations (the 1-byte id of the handshake and column definitions) ---
+CHARSET_LATIN1_SWEDISH_CI = 8
+CHARSET_UTF8MB3_GENERAL_CI = 33
+CHARSET_UTF8MB4_GENERAL_CI = 45
+CHARSET_UTF8MB4_BIN = 46
+CHARSET_BINARY = 63
+CHARSET_UTF8MB4_UNICODE_CI = 224
+CHARSET_UTF8MB4_0900_AI_CI = 255
+
+_LATIN1_IDS = frozenset({5, 8, 15, 31, 47, 48, 49, 94})
+_ASCII_IDS = frozenset({11, 65})
+
+
+def python_encoding(charset_id: int) -> str | None:
+    """Python codec for a collation id, or None for ``binary`` (63): bytes stay bytes.
+
+    MySQL's latin1 is cp1252, not ISO-8859-1. Unknown ids map to UTF-8: every client
+    this front end targets defaults to a utf8mb4 collation (PyMySQL 45, mysql2 224,
+    Connector/C from the server's default), so a guess of UTF-8 is the least surprising.
+    """
+    if charset_id == CHARSET_BINARY:
+        return None
+    if charset_id in _LATIN1_IDS:
+        return "cp1252"
+    if charset_id in _ASCII_IDS:
+        return "ascii"
+    return "utf-8"
+
+
+# --- server error numbers used by a front end, with their SQLSTATEs ------------------------
+ER_CON_COUNT_ERROR = 1040
+ER_HANDSHAKE_ERROR = 1043
+ER_DBACCESS_DENIED_ERROR = 1044
+ER_ACCESS_DENIED_ERROR = 1045
+ER_NO_DB_ERROR = 1046
+ER_UNKNOWN_COM_ERROR = 1047
+ER_BAD_DB_ERROR = 1049
+ER_SERVER_SHUTDOWN = 1053
+ER_PARSE_ERROR = 1064
+ER_EMPTY_QUERY = 1065
+ER_UNKNOWN_ERROR = 1105
+ER_NO_SUCH_TABLE = 1146
+ER_NET_PACKET_TOO_LARGE = 1153
+ER_NET_READ_ERROR = 1158
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_WRONG_ARGUMENTS = 1210
+ER_LOCK_DEADLOCK = 1213
+ER_SPECIFIC_ACCESS_DENIED_ERROR = 1227
+ER_UNKNOWN_STMT_HANDLER = 1243
+ER_NOT_SUPPORTED_AUTH_MODE = 1251
+ER_UNSUPPORTED_PS = 1295
+ER_OPTION_PREVENTS_STATEMENT = 1290
+ER_QUERY_INTERRUPTED = 1317
+ER_CHECKREAD = 1020
+ER_MALFORMED_PACKET = 1835
+
+#: Default SQLSTATE per error number (MySQL's sql_state.h); anything else is HY000.
+SQLSTATE_BY_ERRNO: dict[int, str] = {
+    ER_CON_COUNT_ERROR: "08004",
+    ER_HANDSHAKE_ERROR: "08S01",
+    ER_DBACCESS_DENIED_ERROR: "42000",
+    ER_ACCESS_DENIED_ERROR: "28000",
+    ER_NO_DB_ERROR: "3D000",
+    ER_UNKNOWN_COM_ERROR: "08S01",
+    ER_BAD_DB_ERROR: "42000",
+    ER_SERVER_SHUTDOWN: "08S01",
+    ER_PARSE_ERROR: "42000",
+    ER_EMPTY_QUERY: "42000",
+    ER_NO_SUCH_TABLE: "42S02",
+    ER_NET_PACKET_TOO_LARGE: "08S01",
+    ER_NET_READ_ERROR: "08S01",
+    ER_LOCK_DEADLOCK: "40001",
+    ER_SPECIFIC_ACCESS_DENIED_ERROR: "42000",
+    ER_NOT_SUPPORTED_AUTH_MODE: "08004",
+    ER_QUERY_INTERRUPTED: "70100",
+}
+
+NATIVE_PASSWORD_PLUGIN = "mysql_native_password"
