@@ -43,10 +43,16 @@ async def run(config_path: str) -> int:
     except OSError as exc:
         log.error("cannot_listen", error=str(exc))
         return 2
-    await coord.start()
+    try:
+        await coord.start()
+    except OSError as exc:
+        log.error("cannot_listen", error=str(exc), port=cfg.ports.mysql)
+        for r in reversed(runners):
+            await r.cleanup()
+        return 2
     p = cfg.ports
     log.info("listening", host=cfg.coordinator.host, gateway=p.gateway, timestamp=[p.timestamp_odd, p.timestamp_even],
-             metrics=p.metrics, cabinet=p.cabinet, seer=p.seer, replicas=[r.name for r in cfg.replicas])
+             metrics=p.metrics, cabinet=p.cabinet, seer=p.seer, mysql=p.mysql, replicas=[r.name for r in cfg.replicas])
     await stop.wait()
     log.info("shutting_down")
     await coord.stop()

@@ -179,7 +179,7 @@ class Applier:
 
     async def _execute(self, a: A.LeadExecute) -> Result:
         sql, owners = batchsql.leader_execute(a.items, a.time_us if a.begin else None, a.begin, self.max_stmt)
-        per: list[list[tuple[int, int]]] = [[] for _ in a.items]
+        per: list[list[tuple[Any, ...]]] = [[] for _ in a.items]
         started = time.perf_counter()
         try:
             results = await mysqlio.run(self.conn, sql, self.t + self.max_stmt)

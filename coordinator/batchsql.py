@@ -31,6 +31,8 @@ def literal(value: Any) -> str:
 
 
 def _literal(value: Any) -> str:
+    """One bound parameter as an SQL literal, with the driver's escaping (HTTP ``params`` and
+    the MySQL front end's prepared statements share it)."""
     if isinstance(value, dict):
         raise BindError("a parameter cannot be an object")
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
@@ -57,6 +59,20 @@ def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
         return sql % tuple(_literal(v) for v in params)
     except (TypeError, ValueError, KeyError) as exc:
         raise BindError(f"parameters do not match the query's placeholders: {exc}") from None
+
+
+def bind_qmarks(sql: str, positions: Sequence[int], values: Sequence[Any]) -> str:
+    """Put ``values`` in place of the ``?`` placeholders at ``positions`` (found by
+    ``core.sqlscan.qmark_positions``), each escaped as ``bind`` does."""
+    if len(positions) != len(values):
+        raise BindError(f"the statement has {len(positions)} placeholders but {len(values)} values were given")
+    out, prev = [], 0
+    for pos, v in zip(positions, values):
+        out.append(sql[prev:pos])
+        out.append(_literal(v))
+        prev = pos + 1
+    out.append(sql[prev:])
+    return "".join(out)
 
 
 def sql_time(time_us: int) -> str:

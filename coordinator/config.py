@@ -43,9 +43,11 @@ class PortsSection:
     metrics: int = 8003
     cabinet: int = 8004
     seer: int = 8005
+    mysql: int = 6033  # the MySQL wire-protocol front end; 0 = off
 
     def all(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        """The six HTTP ports of the old contract, by name."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "mysql"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,26 @@ class MysqlSection:
     query_timeout_s: float = 5.0
     read_pool_size: int = 8
     max_statement_time_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class MysqlFrontSection:
+    max_connections: int = 1000  # client connections on the MySQL port; beyond it ERR 1040
+    max_packet_bytes: int = 64 * 1024 * 1024  # largest client packet (max_allowed_packet)
+    version_suffix: str = "coordinator"  # the server version reads 5.5.5-<leader version>-<this>
+    default_consistency: str = "strong"  # strong | session | eventual (per session: SET coordinator_consistency)
+    backend_pool_size: int = 64  # raw connections per replica for relayed reads
+
+
+@dataclass(frozen=True)
+class MysqlUser:
+    """A user of the MySQL front end. ``password_hash`` is MySQL's ``*HEX`` form of
+    SHA1(SHA1(password)) (``SELECT PASSWORD('…')``); empty means no password. Or name an
+    environment variable holding the clear password in ``password_env``."""
+
+    name: str
+    password_hash: str = ""
+    password_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,9 @@ class Config:
     monitor: MonitorSection = field(default_factory=MonitorSection)
     seer: SeerSection = field(default_factory=SeerSection)
     control: ControlSection = field(default_factory=ControlSection)
+    mysql_front: MysqlFrontSection = field(default_factory=MysqlFrontSection)
+    # Absent: one user root with no password (matching the local cluster's servers).
+    mysql_users: tuple[MysqlUser, ...] = (MysqlUser("root"),)
     source: str = "<memory>"
 
     @property
@@ -224,9 +249,20 @@ def _validate(cfg: Config) -> None:
         seen[(r.host, r.port)] = r.id
     if cfg.replication.timestamp_window < 2:
         raise ConfigError(f"config key 'replication.timestamp_window' in {file} must be at least 2")
-    ports = list(cfg.ports.all().values())
+    ports = list(cfg.ports.all().values()) + ([cfg.ports.mysql] if cfg.ports.mysql else [])
     if len(set(ports)) != len(ports):
         raise ConfigError(f"the [ports] in {file} must be distinct")
+    if cfg.mysql_front.default_consistency not in ("strong", "session", "eventual"):
+        raise ConfigError(f"config key 'mysql_front.default_consistency' in {file} must be strong, session or "
+                          "eventual")
+    names = [u.name for u in cfg.mysql_users]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[[mysql_users]] names must be unique in {file}")
+    for u in cfg.mysql_users:
+        h = u.password_hash
+        if h and not (len(h) == 41 and h[0] == "*" and all(ch in "0123456789abcdefABCDEF" for ch in h[1:])):
+            raise ConfigError(f"mysql_users '{u.name}' in {file}: password_hash must be '*' and 40 hex digits "
+                              "(SELECT PASSWORD('...')), or empty")
 
 
 def from_dict(data: dict[str, Any], source: str = "<memory>", env: dict[str, str] | None = None) -> Config:
@@ -246,9 +282,14 @@ def from_dict(data: dict[str, Any], source: str = "<memory>", env: dict[str, str
         _build(ReplicaConfig, r, f"replicas[{i}]", source) for i, r in enumerate(data["replicas"])
     )
     sections: dict[str, Any] = {"replicas": replicas, "source": source}
+    if "mysql_users" in data:
+        if not isinstance(data["mysql_users"], list):
+            raise ConfigError(f"'mysql_users' in {source} must be an array of tables ([[mysql_users]])")
+        sections["mysql_users"] = tuple(
+            _build(MysqlUser, u, f"mysql_users[{i}]", source) for i, u in enumerate(data["mysql_users"]))
     hints = typing.get_type_hints(Config)
     for f in dataclasses.fields(Config):
-        if f.name in ("replicas", "source"):
+        if f.name in ("replicas", "source", "mysql_users"):
             continue
         if f.name in data:
             sections[f.name] = _build(hints[f.name], data[f.name], f.name, source)

@@ -8,6 +8,8 @@ else is a bug and is answered as a 500 JSON error, never a bare page.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .core.messages import Cause
 from .core.outcomes import ApiError, statement_error
 
@@ -30,7 +32,7 @@ class StatementError(Exception):
     """The server rejected a statement; the connection is still usable."""
 
     def __init__(self, errno: int, message: str, position: int,
-                 results: list[tuple[int, int]] | None = None) -> None:
+                 results: list[tuple[Any, ...]] | None = None) -> None:
         super().__init__(f"({errno}) {message}")
         self.errno = errno
         self.message = message

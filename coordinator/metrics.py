@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -24,7 +24,7 @@ class _StateCollector(Collector):
     def __init__(self, coord: Any) -> None:
         self.coord = coord
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         c = self.coord
         r = c.replicator
         g = GaugeMetricFamily("coordinator_epoch", "Current epoch (bumped by start-up and every failover)")
@@ -46,6 +46,18 @@ class _StateCollector(Collector):
         g = GaugeMetricFamily("coordinator_rebuilds", "Replica rebuilds completed")
         g.add_metric([], c.rebuilds)
         yield g
+        front = getattr(c, "mysql", None)
+        if front is not None:
+            stats = front.stats()
+            g = GaugeMetricFamily("coordinator_mysql_connections", "Open MySQL front-end connections")
+            g.add_metric([], stats["connections"])
+            yield g
+            ctr = CounterMetricFamily("coordinator_mysql_events", "MySQL front-end counts by kind "
+                                      "(connections, commands, reads, writes, ddl, local, errors, auth_failures, "
+                                      "refused_connections)", labels=["kind"])
+            for k, v in front.counters.items():
+                ctr.add_metric([k], v)
+            yield ctr
         fams = {
             "lag_entries": GaugeMetricFamily("coordinator_replica_lag_entries", "Log entries not yet applied",
                                              labels=["replica"]),

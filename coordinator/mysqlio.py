@@ -98,21 +98,38 @@ def drop(conn: Any) -> None:
         pass
 
 
-async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[int, int]]:
-    """Run a (multi-)statement round trip; return (rows affected, insert id) per result.
+def _result(cur: Any, rows: Any = None) -> tuple[Any, ...]:
+    """(rows affected, insert id, rows matched or -1, warnings, returned rows or None) of the
+    current result: "Rows matched: N" comes from the OK packet's info string (UPDATE)."""
+    r = cur._result
+    matched = -1
+    msg = r.message if r is not None else None
+    if msg:  # the info string is length-encoded on the wire; asyncmy keeps its length byte
+        i = msg.find(b"Rows matched: ")
+        if i >= 0:
+            matched = int(msg[i + 14:msg.index(b" ", i + 14)])
+    return cur.rowcount, cur.lastrowid or 0, matched, r.warning_count if r is not None else 0, rows
+
+
+async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[Any, ...]]:
+    """Run a (multi-)statement round trip; per result (rows affected, insert id, rows
+    matched, warnings, returned rows — ``INSERT … RETURNING`` — or None).
 
     Raises StatementError with the failing result's position (the server stops
     there; an open transaction stays open), Fenced when the epoch check trips,
     ReplicaDown (connection dropped) on timeouts, cancellation and I/O errors."""
-    results: list[tuple[int, int]] = []
+    results: list[tuple[Any, ...]] = []
     try:
         async with asyncio.timeout(timeout_s):
             cur = conn.cursor()
             await cur.execute(sql)
-            results.append((cur.rowcount, cur.lastrowid or 0))
-            while await cur.nextset():
-                results.append((cur.rowcount, cur.lastrowid or 0))
-            return results
+            while True:
+                data = None
+                if cur.description:  # a statement that returned rows (RETURNING)
+                    data = ([d[0] for d in cur.description], list(await cur.fetchall()))
+                results.append(_result(cur, data))
+                if not await cur.nextset():
+                    return results
     except MySQLError as exc:
         errno = _errno(exc)
         if errno == FENCE_ERRNO and _FENCE.search(_message(exc)):

@@ -140,7 +140,8 @@ class ReadRouter:
             out[rid] = Candidate(rid, rs.available, rs.applied_ts, rs.ack_ms, lag_ms)
         return out
 
-    async def read(self, sql: str, consistency: str, min_ts: int) -> dict[str, Any]:
+    async def target(self, consistency: str, min_ts: int) -> str:
+        """The replica a read at ``consistency`` goes to (both front ends ask here)."""
         if consistency not in CONSISTENCY:
             raise ApiError(400, "bad_consistency", f"consistency must be one of {', '.join(CONSISTENCY)}")
         leader = self.r.leader_id
@@ -153,7 +154,10 @@ class ReadRouter:
                 return target is not None
 
             await wait_until(found, Budget(self.cfg.reads.session_wait_ms / 1000), 0.005)
-            target = target or leader
+        return target or leader
+
+    async def read(self, sql: str, consistency: str, min_ts: int) -> dict[str, Any]:
+        target = await self.target(consistency, min_ts)
         rs = self.r.replicas[target]
         try:
             cols, rows = await self.pools[target].query(sql, self.cfg.mysql.query_timeout_s)

@@ -24,6 +24,7 @@ from .failover import Failover
 from .idempotency import Idempotency
 from .metrics import Metrics
 from .monitor import Monitor
+from .mysqlfront.server import MysqlFront
 from .reads import ReadRouter
 from .replicator import Replicator
 from .reset import Reset
@@ -53,6 +54,7 @@ class Coordinator:
                                        cfg.mysql.query_timeout_s)
         self.reset = Reset(self.replicator, cfg)
         self.control = control.build(cfg)
+        self.mysql = MysqlFront(cfg, self.replicator, self.reads, self.events) if cfg.ports.mysql else None
         self.views = Views(self)
         self.write_latency_ms: deque[tuple[float, float]] = deque(maxlen=8192)  # (ack time, ms): dashboard
         self.metrics = Metrics()
@@ -65,6 +67,10 @@ class Coordinator:
         return self.replicator.core.st.counters.rebuilds
 
     async def start(self) -> None:
+        """Start everything; the MySQL port listens from here on (its ERR until recovery is
+        done is the same as the HTTP API's: not ready)."""
+        if self.mysql is not None:
+            await self.mysql.start()
         self.monitor.start()
         self.replicator.start()
         task = asyncio.create_task(recovery.run(self.replicator, self.ready), name="recovery")
@@ -78,6 +84,8 @@ class Coordinator:
                 await asyncio.wait_for(r.submit(EntryKind.NOOP, (), exact_mark=True), 3)
             except (ApiError, TimeoutError):
                 pass
+        if self.mysql is not None:
+            await self.mysql.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

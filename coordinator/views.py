@@ -270,4 +270,5 @@ class Views:
         return {"time": time.time(), "status": self.status(), "replicas": self.replica_metrics(),
                 "quorum": self.quorum(),
                 "seer": {"dry_run": self.election(), "last": last_election(self.c.replicator.core.st.last_election)},
-                "control": {"backend": ctl.name, "available": ctl.available, "reason": ctl.reason}}
+                "control": {"backend": ctl.name, "available": ctl.available, "reason": ctl.reason},
+                "mysql": self.c.mysql.stats() if self.c.mysql is not None else None}

@@ -271,7 +271,8 @@ class CoordinatorProc:
 
     def __init__(self, cluster: LocalCluster, workdir: Path, direct: bool,
                  sections: dict[str, dict[str, Any]] | None = None) -> None:
-        self.ports = {k: free_port() for k in ("gateway", "timestamp_odd", "timestamp_even", "metrics", "cabinet", "seer")}
+        self.ports = {k: free_port() for k in ("gateway", "timestamp_odd", "timestamp_even", "metrics", "cabinet", "seer",
+                                               "mysql")}
         self.cfg_path = workdir / f"coord-{self.ports['gateway']}.toml"
         self.cfg_path.write_text(config_toml(cluster, self.ports, direct, sections))
         self.log_path = workdir / f"coord-{self.ports['gateway']}.log"

@@ -11,8 +11,14 @@ have mariadbd || need_apt+=(mariadb-server)
 have mariadb || need_apt+=(mariadb-client)
 have wrk || need_apt+=(wrk)
 have python3 || need_apt+=(python3)
-# the dashboard's browser test drives Debian's chromium (only the test command asks for it)
-if [ "${NEED_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
+# the test command also needs Debian's chromium (dashboard and CORS browser tests), sysbench and
+# node's mysql2 (MySQL front-end tests with real clients)
+if [ "${NEED_BROWSER:-0}" = 1 ]; then
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  have sysbench || need_apt+=(sysbench)
+  have node || need_apt+=(nodejs)
+  have npm || need_apt+=(npm)
+fi
 if have python3 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -27,6 +33,11 @@ fi
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "Python >= 3.11 is required (found $(python3 --version))" >&2; exit 1; }
+
+if [ "${NEED_BROWSER:-0}" = 1 ] && [ ! -d tests/node/node_modules/mysql2 ]; then
+  echo "==> npm ci (tests/node: mysql2)"
+  (cd tests/node && npm ci --no-audit --no-fund --silent)
+fi
 
 stamp=.venv/.installed
 if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

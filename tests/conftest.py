@@ -40,7 +40,8 @@ def config_data(cl: LocalCluster, **sections: dict[str, Any]) -> dict[str, Any]:
         replicas.append({"id": name, "name": f"mysql-{name}", "host": host, "port": port, "leader": name == leader})
     data: dict[str, Any] = {
         "replicas": replicas,
-        "ports": {k: free_port() for k in ("gateway", "timestamp_odd", "timestamp_even", "metrics", "cabinet", "seer")},
+        "ports": {k: free_port() for k in ("gateway", "timestamp_odd", "timestamp_even", "metrics", "cabinet", "seer",
+                                           "mysql")},
         "coordinator": {"log_level": "warning"},
         "mysql": {"connect_timeout_s": 1.0, "query_timeout_s": 3.0},
         "replication": {"write_timeout_s": 5.0},

@@ -60,7 +60,7 @@ class Executed:
     """Per request of the round trip, the (rows affected, insert id) of each statement
     that ran; with ``failed`` the round trip stopped there (the transaction is open)."""
 
-    results: tuple[tuple[tuple[int, int], ...], ...]
+    results: tuple[tuple[tuple[Any, ...], ...], ...]
     failed: StatementFailure | None = None
 
 

@@ -32,7 +32,9 @@ class ApiError(Exception):
 @dataclass(frozen=True)
 class WriteOutcome:
     ts: int
-    results: list[tuple[int, int]]  # (rows affected, insert id) per statement
+    # per statement: (rows affected, insert id, …); the shell may add rows matched, warnings
+    # and returned rows after those two (the core reads only the first two)
+    results: list[tuple[Any, ...]]
     executed_on: str
     quorum: dict[str, Any]
     followers_applied: int

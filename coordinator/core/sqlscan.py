@@ -174,3 +174,75 @@ def flatten(body: str) -> str:
         out.append(body[pos:])
     return "".join(out)
 
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a multi-statement text (MySQL's CLIENT_MULTI_STATEMENTS), split at
+    every ``;`` outside string literals, quoted identifiers and comments; empty ones dropped.
+    An unterminated literal or comment keeps the rest of the text in the last statement
+    (the classifier then reports it)."""
+    out: list[str] = []
+    start = pos = 0
+    for m in _SCAN.finditer(sql):
+        a, b = m.span()
+        gap = sql[pos:a]
+        base = pos
+        while ";" in gap:
+            j = gap.index(";")
+            out.append(sql[start:base + j])
+            start = base + j + 1
+            gap = gap[j + 1:]
+            base = start
+        if a == b and b == len(sql):
+            break
+        tok = m.group()
+        if len(tok) == 1 and tok in "'\"`" or tok == "/*":
+            break  # unterminated: the rest stays in the current statement
+        pos = b
+    out.append(sql[start:])
+    return [s for s in (x.strip() for x in out) if s]
+
+
+def qmark_positions(sql: str) -> list[int]:
+    """Where the ``?`` parameter markers of a prepared statement are (outside literals,
+    quoted identifiers and comments)."""
+    out: list[int] = []
+    pos = 0
+    for m in _SCAN.finditer(sql):
+        a, b = m.span()
+        gap = sql[pos:a]
+        i = gap.find("?")
+        while i >= 0:
+            out.append(pos + i)
+            i = gap.find("?", i + 1)
+        if a == b and b == len(sql):
+            break
+        pos = b
+    return out
+
+
+_EXEC_VERSION = re.compile(r"/\*M?!(\d{5,6})?")
+SERVER_VERSION_ID = 101100  # MariaDB 10.11: versioned executable comments up to this run
+
+
+def unwrap_executable_comments(sql: str, version_id: int = SERVER_VERSION_ID) -> str:
+    """The text with MySQL executable comments (``/*! … */``, ``/*!50100 … */``, MariaDB's
+    ``/*M! … */``) replaced by what the server would run: their content when the version
+    is at most ``version_id``, nothing otherwise — the same statement, written plainly, so
+    the SQL rules see every word the server executes."""
+    out: list[str] = []
+    pos = 0
+    for m in _SCAN.finditer(sql):
+        a, b = m.span()
+        tok = m.group()
+        if tok.startswith("/*") and len(tok) > 4 and (tok[2] == "!" or tok[2:4] in ("M!", "m!")):
+            head = _EXEC_VERSION.match(tok.replace("m!", "M!", 1))
+            assert head is not None
+            version = int(head.group(1)) if head.group(1) else 0
+            out.append(sql[pos:a])
+            out.append(" " + (tok[head.end():-2] if version <= version_id else "") + " ")
+            pos = b
+        if a == b and b == len(sql):
+            break
+    out.append(sql[pos:])
+    return "".join(out)

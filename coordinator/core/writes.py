@@ -30,7 +30,7 @@ class WriteRequest:
     deadline: float
     request_id: str = ""
     exact_mark: bool = False  # a NOOP that persists its own timestamp as the mark (clean stop)
-    results: list[tuple[int, int]] = field(default_factory=list)
+    results: list[tuple[Any, ...]] = field(default_factory=list)  # (rows affected, insert id, …) per statement
     ts: int = 0
     logged: bool = False  # in the log (committed on the leader): never executed again
     answered: bool = False  # the client got its reply

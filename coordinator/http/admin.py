@@ -135,6 +135,24 @@ async def events(request: web.Request) -> web.Response:
     return json_response({"events": coord.events.recent(limit, since, request.query.get("kind"))})
 
 
+async def sessions(request: web.Request) -> web.Response:
+    """The MySQL front end's sessions (like SHOW PROCESSLIST)."""
+    front = request.app[COORD].mysql
+    return json_response({"sessions": front.sessions() if front is not None else [],
+                          "mysql": front.stats() if front is not None else None})
+
+
+async def kill_session(request: web.Request) -> web.Response:
+    front = request.app[COORD].mysql
+    try:
+        sid = int(request.match_info["session_id"])
+    except ValueError:
+        raise ApiError(400, "bad_session", "the session id must be an integer") from None
+    if front is None or not front.kill(sid):
+        raise ApiError(404, "unknown_session", f"no MySQL session {sid}")
+    return json_response({"success": True, "message": f"session {sid} closed", "session": sid})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/admin/replicas/{replica_id}/fault", guard(replica_fault))
     app.router.add_post("/admin/replicas/{replica_id}/{action}", guard(replica_action))
@@ -145,3 +163,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/admin/replication-mode", guard(replication_mode))
     app.router.add_get("/admin/events", guard(events))
     app.router.add_post("/admin/reset", guard(reset))
+    app.router.add_get("/admin/sessions", guard(sessions))
+    app.router.add_post("/admin/sessions/{session_id}/kill", guard(kill_session))
