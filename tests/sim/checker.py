@@ -84,15 +84,27 @@ class Checker:
             e = d[ts]
             self._decide(ts, e.epoch, payload_of(e), f"commit index {new} of coordinator#{c.inc}")
 
-    def on_recovered(self, c: Any, src: list[Rec]) -> None:
+    def on_recovered(self, c: Any, src: list[Rec], commit_ts: int) -> None:
+        """A restarted coordinator adopted ``src`` (the chosen replica's history). What a
+        quorum of the probed replicas holds (up to ``commit_ts``) is committed now; the rest
+        of the adopted tail commits only if this coordinator gets it onto a quorum. Every
+        decided entry (acknowledged ones included) must be in the adopted history."""
+        adopted = {ts: (ep, p) for ts, ep, p, _ in src}
         for ts, ep, p, _ in src:
-            self._decide(ts, ep, p, f"adopted on recovery by coordinator#{c.inc}")
+            if ts <= commit_ts:
+                self._decide(ts, ep, p, f"adopted on recovery by coordinator#{c.inc} below its commit point")
+            elif ts in self.canon and self.canon[ts] != (ep, p):
+                self.fail(f"I2: committed entry ts {ts} {self.canon[ts]} replaced by {(ep, p)} on recovery")
         keys, d = self._log_of(c.inc)
         for ts, ep, p, m in src:
             keys.append(ts)
             d[ts] = mk_entry(ts, ep, p, m)
+        highest = max(adopted, default=0)
+        for ts, (ep, p) in self.canon.items():
+            if ts <= highest and adopted.get(ts) != (ep, p):
+                self.fail(f"I2: committed ts {ts} ({p}) is missing from the history adopted by coordinator#{c.inc}")
         for ts, p in self.acked:
-            if self.canon.get(ts, (0, p))[1] != p or ts not in self.canon:
+            if ts not in adopted or adopted[ts][1] != p:
                 self.fail(f"I2: acknowledged ts {ts} ({p}) is missing from the history adopted by coordinator#{c.inc}")
 
     def on_ack(self, c: Any, req: WriteReq, applied: dict[str, int]) -> None:

@@ -142,8 +142,8 @@ class SimShell:
             self._recovering = False
             src = max(st.replicas.values(), key=lambda r: (r.applied_epoch, r.applied_ts))
             rep = self.w.replicas[src.id]
-            self.w.checker.on_recovered(self, [r for r in rep.log if r[0] <= st.log.last_ts])
-            self._seen_last = self._seen_commit = st.log.last_ts
+            self.w.checker.on_recovered(self, [r for r in rep.log if r[0] <= st.log.last_ts], st.commit_ts)
+            self._seen_last = st.log.last_ts
             self._seen_commit = st.commit_ts
             self._seen_leader = st.leader_id  # it leads once it holds the whole log (checked at its commits)
             return
