@@ -105,10 +105,28 @@ def _cache(entry: Entry, name: str, text: str) -> str:
     return text
 
 
+def _sql_cell(sql: str) -> str | dict[str, str]:
+    """A statement's text as the log's JSON body holds it. MySQL clients may send bytes that are not
+    UTF-8 inside a literal (asyncmy and mysqlclient put raw blob bytes between quotes); the front end
+    keeps them as surrogate escapes, which neither JSON nor the utf8mb4 log column can carry, so
+    such a statement is stored as the hex of its exact bytes."""
+    try:
+        sql.encode("utf-8")
+        return sql
+    except UnicodeEncodeError:
+        return {"hex": sql.encode("utf-8", "surrogateescape").hex()}
+
+
+def _sql_of(cell: str | dict[str, str]) -> str:
+    if isinstance(cell, str):
+        return cell
+    return bytes.fromhex(cell["hex"]).decode("utf-8", "surrogateescape")
+
+
 def log_values(entry: Entry) -> str:
     if entry.row:
         return entry.row
-    body = orjson.dumps([[s.sql, s.insert_id, s.rows] for s in entry.statements]).decode()
+    body = orjson.dumps([[_sql_cell(s.sql), s.insert_id, s.rows] for s in entry.statements]).decode()
     rid = f"'{escape_string(entry.request_id)}'" if entry.request_id else "NULL"
     return _cache(entry, "row", (
         f"({entry.ts},{entry.epoch},{int(entry.kind)},{entry.time_us},{entry.seed1},{entry.seed2},"
@@ -124,7 +142,7 @@ def log_insert(schema: str, entries: Sequence[Entry]) -> str:
 
 def entry_from_row(row: Sequence[Any]) -> Entry:
     ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body = row
-    stmts = tuple(Statement(st[0], int(st[1]), int(st[2]) if len(st) > 2 else 0) for st in orjson.loads(body))
+    stmts = tuple(Statement(_sql_of(st[0]), int(st[1]), int(st[2]) if len(st) > 2 else 0) for st in orjson.loads(body))
     return make_entry(int(ts), int(epoch), EntryKind(int(kind)), stmts, int(time_us), int(seed1), int(seed2),
                       int(mark), request_id or "", leader or "")
 

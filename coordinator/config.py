@@ -67,6 +67,7 @@ class MysqlFrontSection:
     version_suffix: str = "coordinator"  # the server version reads 5.5.5-<leader version>-<this>
     default_consistency: str = "strong"  # strong | session | eventual (per session: SET coordinator_consistency)
     backend_pool_size: int = 64  # raw connections per replica for relayed reads
+    login_timeout_s: float = 10.0  # a client must finish its login within this (MariaDB's connect_timeout)
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,9 @@ def _validate(cfg: Config) -> None:
     ports = list(cfg.ports.all().values()) + ([cfg.ports.mysql] if cfg.ports.mysql else [])
     if len(set(ports)) != len(ports):
         raise ConfigError(f"the [ports] in {file} must be distinct")
+    if cfg.mysql_front.login_timeout_s <= 0 or cfg.mysql_front.backend_pool_size < 1:
+        raise ConfigError(f"config keys 'mysql_front.login_timeout_s' and 'backend_pool_size' in {file} must be "
+                          "positive")
     if cfg.mysql_front.default_consistency not in ("strong", "session", "eventual"):
         raise ConfigError(f"config key 'mysql_front.default_consistency' in {file} must be strong, session or "
                           "eventual")

@@ -15,7 +15,9 @@ Parts (one table each):
               fault proxies (the delay is injected there), wrk;
 3. failover — kill -9 and SIGSTOP of the leader under load: client-visible write gap (Python
               aiohttp load), p50 and max over the trials;
-4. reads    — read latency through the gateway vs directly on a follower (one Python client, sequential).
+4. reads    — read latency through the gateway vs directly on a follower (one Python client, sequential);
+5. mysql    — the same C clients on both sides: mariadb-slap INSERTs and sysbench oltp_insert against the
+              semi-sync primary and the coordinator's MySQL port (scripts/benchmysql.py).
 
 It builds its own throwaway clusters (free ports, temp dir) and coordinators and removes them.
 """
@@ -49,10 +51,11 @@ from scripts.benchlib import (  # noqa: E402
     run_wrk,
     summary_ms,
 )
+from scripts.benchmysql import coordinator_mysql, print_mysql, semisync_sysbench  # noqa: E402
 
 BENCH_COLS = "(id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL)"
 SLAP_INSERT = "INSERT INTO bench (name, email) VALUES ('bench', 'slap@bench.local')"
-SEMISYNC_ARGS = ["--log-bin=mysql-bin", "--binlog-format=ROW", "--gtid-strict-mode=ON",
+SEMISYNC_ARGS = ["--log-bin=mysql-bin", "--binlog-format=ROW", "--gtid-strict-mode=ON", "--sync-binlog=1",
                  "--rpl-semi-sync-master-enabled=ON", "--rpl-semi-sync-slave-enabled=ON",
                  "--rpl-semi-sync-master-wait-point=AFTER_SYNC", "--rpl-semi-sync-master-timeout=10000"]
 
@@ -151,7 +154,7 @@ async def http_latency(url: str, clients: int, duration: float, sql_text: str, p
 
 
 def semisync_part(tmp: Path, clients: list[int], duration: float, probe_clients: int, probe_s: float,
-                  result: dict[str, Any]) -> dict[int, dict[str, Any]]:
+                  result: dict[str, Any], with_sysbench: bool) -> dict[int, dict[str, Any]]:
     cl = new_cluster(tmp / "semisync", 4, SEMISYNC_ARGS)
     out: dict[int, dict[str, Any]] = {}
     try:
@@ -187,6 +190,8 @@ def semisync_part(tmp: Path, clients: list[int], duration: float, probe_clients:
             r = slap_for(ph, pp, c, duration, "bench")
             say(f"    {r['per_s']:.0f} writes/s (mean {r['mean_ms']:.1f} ms = clients / throughput)")
             out[c] = r | {"client": "mariadb-slap"}
+        if with_sysbench:
+            result["semisync_sysbench"] = semisync_sysbench(ph, pp, "bench", clients, duration, say)
         say(f"==> native semi-sync: latency probe, {probe_clients} clients x {probe_s:g}s (Python asyncmy)")
         probe = asyncio.run(sql_latency(ph, pp, "bench", probe_clients, probe_s, SLAP_INSERT))
         say(f"    p50 {probe['p50_ms']:.2f} ms, p99 {probe['p99_ms']:.2f} ms, {probe['per_s']:.0f}/s")
@@ -266,6 +271,11 @@ def print_writes(rows: list[dict[str, Any]], probe: dict[str, Any]) -> None:
             p = probe.get(key) or {}
             if p:
                 print(f"    {label:<12} p50 {p['p50_ms']:>7.2f} ms   p99 {p['p99_ms']:>7.2f} ms   {p['per_s']:>7.0f}/s")
+
+
+def replica_counts(cluster: Any, query: str) -> list[int]:
+    """`query` (one number) on every server of the coordinator's cluster, directly."""
+    return [int(sql(*cluster.address(name, direct=True), query, db="testdb")[0][0]) for name in cluster.node_names()]
 
 
 # --------------------------------------------------------------------------- part 2: slowed followers
@@ -440,11 +450,11 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=5, help="failover trials per fault kind (default 5)")
     ap.add_argument("--quick", action="store_true", help="short run for CI: 64 clients, 2 s figures, 2 trials")
     ap.add_argument("--json", help="write all figures to this file")
-    ap.add_argument("--parts", default="writes,reads,failover,slowed",
-                    help="comma-separated subset of writes,reads,failover,slowed (default: all)")
+    ap.add_argument("--parts", default="writes,reads,failover,slowed,mysql",
+                    help="comma-separated subset of writes,reads,failover,slowed,mysql (default: all)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
-    require_tools("wrk", "mariadb-slap", "mariadb")
+    require_tools("wrk", "mariadb-slap", "mariadb", *(["sysbench"] if "mysql" in parts else []))
     clients = [64] if args.quick else [int(x) for x in args.clients.split(",")]
     duration = 2.0 if args.quick else args.duration
     trials = 2 if args.quick else max(5, args.trials)
@@ -461,7 +471,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="qc-bench-"))
     code = 0
     try:
-        semisync = semisync_part(tmp, clients, duration, probe_clients, probe_s, result) if "writes" in parts else {}
+        semisync = (semisync_part(tmp, clients, duration, probe_clients, probe_s, result, "mysql" in parts)
+                    if parts & {"writes", "mysql"} else {})
         cluster = new_cluster(tmp / "coord", 4)
         say("==> coordinator: starting a 4-node MariaDB cluster")
         cluster.up()
@@ -476,6 +487,10 @@ def main() -> int:
                 if "writes" in parts:
                     result["writes"] = coordinator_writes(coord.url, cluster, clients, duration, probe_clients,
                                                           probe_s, semisync, result)
+                if "mysql" in parts:
+                    result["mysql"] = coordinator_mysql(
+                        coord.ports["mysql"], "testdb", clients, duration, slap_for, semisync,
+                        result.get("semisync_sysbench", {}), lambda q: replica_counts(cluster, q), say)
                 if "reads" in parts:
                     result["reads"] = reads_part(coord.url, cluster, reads_s)
                 if "failover" in parts:
@@ -506,6 +521,8 @@ def main() -> int:
         print_failover(result["failover"])
     if "reads" in result:
         print_reads(result["reads"])
+    if "mysql" in result:
+        print_mysql(result["mysql"])
     result["elapsed_s"] = round(time.time() - started, 1)
     print(f"\nmachine: {result['env']['cpus']} CPUs, {result['env']['cpu_model']}; {result['env']['mariadb']}; "
           f"took {result['elapsed_s']:.0f} s")
@@ -513,6 +530,8 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
         print(f"figures written to {args.json}")
     bad = [r for r in result.get("writes", []) if r["coordinator"]["errors"] or not r["coordinator"]["per_s"]]
+    bad += [r for r in result.get("mysql", {}).get("rows", [])
+            if not r["slap"]["per_s"] or not r["sysbench"]["per_s"] or r["sysbench"]["errors"]]
     return 1 if bad or code else 0
 
 

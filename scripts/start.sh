@@ -15,6 +15,7 @@ cat <<'MSG'
     metrics              http://localhost:8003/metrics
     cabinet              http://localhost:8004/select-quorum
     SEER                 http://localhost:8005/elect-leader
+    MySQL protocol       mariadb -h127.0.0.1 -P6033 -uroot testdb
 
 MSG
 exec .venv/bin/python -m coordinator --config config.toml

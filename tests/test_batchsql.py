@@ -562,3 +562,41 @@ def test_latest_mark() -> None:
     assert latest_mark([mk(1, "x", mark=10), mk(2, "y", mark=30), mk(3, "z")]) == 30
     # the newest mark wins even when it is lower (a clean stop shrinks the mark)
     assert latest_mark([mk(1, "x", mark=30), mk(2, "y", mark=12)]) == 12
+
+
+# --- log rows of statements holding bytes that are not UTF-8 --------------------------------------
+
+
+def log_row_fields(row: str) -> list[Any]:
+    """The values of one rendered log row ``(1,2,…,'leader','body')`` (NULL as None)."""
+    assert row[0] == "(" and row[-1] == ")"
+    out: list[Any] = []
+    pos = 1
+    while pos < len(row) - 1:
+        if row[pos] in "'\"":
+            value, pos = parse_string(row, pos)
+            out.append(value)
+        else:
+            end = row.index(",", pos) if "," in row[pos:-1] else len(row) - 1
+            word = row[pos:end]
+            out.append(None if word == "NULL" else int(word))
+            pos = end
+        assert row[pos] in ",)"
+        pos += 1
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.text(max_size=10))
+def test_log_row_keeps_the_exact_bytes_of_a_statement(raw: bytes, plain: str) -> None:
+    """MySQL clients may put raw bytes in a literal (asyncmy, mysqlclient); the front end keeps
+    them as surrogate escapes. The log row (JSON in a utf8mb4 column) must be valid UTF-8 and
+    give back exactly the bytes the client sent."""
+    sql = (b"INSERT INTO t (b) VALUES ('" + raw + b"')").decode("utf-8", "surrogateescape")
+    e = mk(7, sql, f"SELECT '{plain}'")
+    row = log_values(e)
+    row.encode("utf-8")  # no surrogates left: the log column and JSON can hold it
+    back = entry_from_row(log_row_fields(row))
+    assert [s.sql.encode("utf-8", "surrogateescape") for s in back.statements] == \
+        [s.sql.encode("utf-8", "surrogateescape") for s in e.statements]
+    assert back.ts == 7 and back.seed1 == 11

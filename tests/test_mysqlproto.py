@@ -23,7 +23,7 @@ import pytest
 from coordinator.mysqlproto import binary, binvalues, columns, commands, handshake, results, values, wire
 from coordinator.mysqlproto import constants as c
 from coordinator.mysqlproto.columns import ColumnDefinition, column
-from coordinator.mysqlproto.errors import PacketTooLarge, ProtocolError
+from coordinator.mysqlproto.errors import OutOfOrder, PacketTooLarge, ProtocolError
 from coordinator.mysqlproto.framing import MAX_CHUNK, Packet, PacketReader, PacketWriter, frame
 
 H = bytes.fromhex
@@ -542,3 +542,18 @@ def test_column_inference() -> None:
     assert cols[2].decimals == 2 and cols[3].charset == c.CHARSET_UTF8MB4_GENERAL_CI
     assert columns.infer_column("t", datetime.timedelta(microseconds=1)).decimals == 6
     assert c.python_encoding(63) is None and c.python_encoding(8) == "cp1252" and c.python_encoding(224) == "utf-8"
+
+
+def test_reader_refuses_an_unexpected_sequence_id_on_the_header() -> None:
+    """A stranger's bytes fail on the header, not after waiting for millions of payload bytes:
+    b"GET " reads as a 5.5 MB packet with sequence id 0x20."""
+    r = PacketReader()
+    r.expect = 1
+    r.feed(b"GET ")
+    with pytest.raises(OutOfOrder) as exc:
+        r.next_packet()
+    assert (exc.value.seq, exc.value.expected) == (0x20, 1)
+    ok = PacketReader()
+    ok.expect = 0
+    ok.feed(b"\x01\x00\x00\x00\x0e")
+    assert ok.next_packet() == (0, b"\x0e")

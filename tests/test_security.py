@@ -246,7 +246,7 @@ def non_loopback_ipv4() -> list[str]:
 def test_listens_on_loopback_only(secured: Server) -> None:
     addrs = non_loopback_ipv4()
     if not addrs:
-        pytest.skip("this machine has only loopback addresses")
+        pytest.skip("environment: this machine has only loopback addresses")
     for addr in addrs:
         for name in PORT_NAMES:
             port = secured.ports[name]

@@ -263,7 +263,7 @@ REJECTED: list[tuple[str, int, str, str]] = [
     ("SHOW PROCESSLIST", 400, "forbidden_statement", "SHOW PROCESSLIST"),
     ("SHOW GRANTS", 400, "forbidden_statement", "SHOW GRANTS"),
     ("SHOW BINLOG EVENTS", 400, "forbidden_statement", "SHOW BINLOG EVENTS"),
-    ("FROBNICATE t", 400, "forbidden_statement", "FROBNICATE"),
+    ("FROBNICATE t", 400, "parse_error", "FROBNICATE"),
     ("BEGIN NOT ATOMIC SELECT 1; END", 400, "multiple_statements", "multiple statements"),
     ("BEGIN NOT ATOMIC SELECT 1 END", 400, "forbidden_statement", "BEGIN NOT ATOMIC"),
     # transaction control

@@ -90,6 +90,17 @@ def _unsupported(verb: str) -> SqlRejected:
     return SqlRejected(400, "forbidden_statement", verb, f"unsupported statement {verb}: {_ACCEPTED}.")
 
 
+def _not_a_statement(verb: str) -> SqlRejected:
+    """A first word no MySQL statement starts with is a syntax error, as MariaDB answers it (1064)."""
+    return SqlRejected(
+        400,
+        "parse_error",
+        verb,
+        "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server "
+        f"version for the right syntax to use near '{verb}' at line 1 ({verb} begins no statement; {_ACCEPTED}).",
+    )
+
+
 
 def _ddl(verb: str, words: Sequence[str]) -> tuple[Kind, str]:
     temporary = False
@@ -232,5 +243,5 @@ def kind_of(body: str, words: Sequence[str], check: Callable[[str], object]) -> 
         raise _forbidden(f"{v} {w1}".strip())
     if v in _FORBIDDEN_ONE:
         raise _forbidden(v)
-    raise _unsupported(v)
+    raise _not_a_statement(v)
 

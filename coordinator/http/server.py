@@ -79,7 +79,7 @@ async def serve(coord: Coordinator) -> list[web.AppRunner]:
             await runner.setup()
             assert runner.server is not None
             runner.server.__class__ = _JsonErrorServer
-            await web.TCPSite(runner, coord.cfg.coordinator.host, port, reuse_address=True).start()
+            await web.TCPSite(runner, coord.cfg.coordinator.host, port, reuse_address=True, backlog=1024).start()
             runners.append(runner)
     except BaseException:
         for r in runners:

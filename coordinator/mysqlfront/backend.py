@@ -168,9 +168,32 @@ class Backend:
 
         await self._round(timeout_s, work)
 
-    async def prepare(self, sql: bytes, timeout_s: float) -> Prepared:
-        """The server's metadata for a statement (then the server-side statement is closed)."""
+    async def prepare(self, sql: bytes, timeout_s: float, write: bool = False) -> Prepared:
+        """The server's metadata for a statement (then the server-side statement is closed).
+
+        Pool connections are read-only sessions, and MariaDB refuses even to prepare a write in
+        one (1792), so a write is prepared inside READ WRITE … READ ONLY; the connection goes
+        back to the pool only if the READ ONLY came back OK (otherwise it is closed)."""
+        async def command(text: bytes) -> None:
+            self.writer.write(frame(0, bytes([c.COM_QUERY]) + text)[0])
+            _, answer = await _read(self.reader)
+            if answer[:1] != b"\x00":
+                raise ValueError(f"the server refused {text.decode()!r}")
+
         async def work() -> Prepared:
+            if not write:
+                return await metadata()
+            await command(b"SET SESSION TRANSACTION READ WRITE")
+            try:
+                return await metadata()
+            finally:
+                try:
+                    await command(b"SET SESSION TRANSACTION READ ONLY")
+                except BaseException:
+                    self.close()
+                    raise
+
+        async def metadata() -> Prepared:
             self.writer.write(frame(0, bytes([c.COM_STMT_PREPARE]) + sql)[0])
             _, first = await _read(self.reader)
             if first[0] == 0xFF:

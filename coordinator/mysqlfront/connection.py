@@ -22,7 +22,7 @@ import structlog
 
 from ..mysqlproto import constants as c
 from ..mysqlproto.binary import parse_send_long_data
-from ..mysqlproto.errors import PacketTooLarge, ProtocolError
+from ..mysqlproto.errors import OutOfOrder, PacketTooLarge, ProtocolError
 from ..mysqlproto.framing import PacketReader, PacketWriter
 from ..mysqlproto.handshake import (
     HandshakeResponse,
@@ -45,7 +45,8 @@ SERVER_CAPS = c.DEFAULT_SERVER_CAPABILITIES & ~c.CLIENT_SSL
 COMMANDS = {c.COM_QUERY: "Query", c.COM_STMT_PREPARE: "Prepare", c.COM_STMT_EXECUTE: "Execute",
             c.COM_STMT_CLOSE: "Close stmt", c.COM_STMT_RESET: "Reset stmt", c.COM_STMT_SEND_LONG_DATA: "Long data",
             c.COM_PING: "Ping", c.COM_QUIT: "Quit", c.COM_INIT_DB: "Init DB", c.COM_FIELD_LIST: "Field List",
-            c.COM_RESET_CONNECTION: "Reset connection", c.COM_SET_OPTION: "Set option"}
+            c.COM_RESET_CONNECTION: "Reset connection", c.COM_SET_OPTION: "Set option",
+            c.COM_STATISTICS: "Statistics"}
 
 
 class Connection(asyncio.Protocol):
@@ -60,9 +61,10 @@ class Connection(asyncio.Protocol):
         self.response: HandshakeResponse | None = None
         self.session: Session | None = None
         self.handler: Handler | None = None
-        self.queue: deque[bytes] = deque()
+        self.queue: deque[tuple[int, bytes]] = deque()  # (sequence id, payload) of commands not yet run
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.login_timer: asyncio.TimerHandle | None = None
         self.peer = "?"
 
     # --- transport ---
@@ -77,6 +79,17 @@ class Connection(asyncio.Protocol):
             return
         self.send(build_handshake(self.id, self.scramble, server_version=self.f.server_version(),
                                   capabilities=SERVER_CAPS, status_flags=c.SERVER_STATUS_AUTOCOMMIT))
+        self.reader.expect = self.writer.sequence_id  # the login answers the greeting
+        # as MariaDB's connect_timeout: a client that never finishes its login must not hold a slot
+        self.login_timer = asyncio.get_running_loop().call_later(
+            self.f.cfg.mysql_front.login_timeout_s, self._login_timed_out)
+
+    def _login_timed_out(self) -> None:
+        if self.phase in ("auth", "switch"):
+            self.f.count("login_timeouts")
+            log.info("mysql_login_timeout", conn=self.id, peer=self.peer,
+                     timeout_s=self.f.cfg.mysql_front.login_timeout_s)
+            self.close()  # MariaDB hangs up without a packet too
 
     def data_received(self, data: bytes) -> None:
         if self.phase == "closed":
@@ -89,11 +102,15 @@ class Connection(asyncio.Protocol):
                     return
         except PacketTooLarge:
             self.fail(c.ER_NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
+        except OutOfOrder as exc:
+            self.fail(c.ER_NET_PACKETS_OUT_OF_ORDER, f"Got packets out of order ({exc})")
         except ProtocolError as exc:
             self.fail(c.ER_MALFORMED_PACKET, f"Malformed communication packet: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = "closed"
+        if self.login_timer is not None:
+            self.login_timer.cancel()
         if self.task is not None:
             self.task.cancel()
         self.f.forget(self)
@@ -107,6 +124,15 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def end(self, errno: int, message: str) -> None:
+        """Close the session from our side (an operator's kill, shutdown) with an ERR. To an idle
+        client the ERR is unsolicited, so it goes with sequence id 0, as MariaDB's shutdown ERR:
+        drivers read that as a lost connection (PyMySQL: 2013) rather than a protocol error."""
+        if self.session is None or self.session.command == "Sleep":
+            self.writer.reset(0)
+        self.send(err_packet(errno, message))
+        self.close()
+
     def fail(self, errno: int, message: str) -> None:
         self.send(err_packet(errno, message))
         log.info("mysql_protocol_error", conn=self.id, peer=self.peer, error=message)
@@ -115,11 +141,12 @@ class Connection(asyncio.Protocol):
     # --- login ---
 
     def _packet(self, seq: int, payload: bytes) -> None:
-        self.writer.reset(seq + 1)
-        if self.phase == "command":
-            self.queue.append(payload)
+        if self.phase == "command":  # the answer's sequence ids are set when the command runs
+            self.queue.append((seq, payload))
             self.wake.set()
-        elif self.phase == "auth":
+            return
+        self.writer.reset(seq + 1)
+        if self.phase == "auth":
             self._login(payload)
         elif self.phase == "switch":
             assert self.response is not None
@@ -134,6 +161,7 @@ class Connection(asyncio.Protocol):
         if needs_auth_switch(resp):
             self.phase = "switch"
             self.send(auth_switch_request(self.scramble))
+            self.reader.expect = self.writer.sequence_id
             return
         self._check(resp, resp.auth_response)
 
@@ -154,6 +182,9 @@ class Connection(asyncio.Protocol):
                                resp.capabilities & SERVER_CAPS, resp.charset, front.mysql_front.default_consistency)
         self.handler = Handler(self.f, self.session, self.send)
         self.phase = "command"
+        self.reader.expect = 0  # every command starts a new conversation
+        if self.login_timer is not None:
+            self.login_timer.cancel()
         self.send(ok_packet(0, 0, self.session.status()))
         self.task = asyncio.create_task(self._commands(), name=f"mysql-{self.id}")
         log.debug("mysql_connected", conn=self.id, user=resp.user, peer=self.peer)
@@ -167,7 +198,8 @@ class Connection(asyncio.Protocol):
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                payload = self.queue.popleft()
+                seq, payload = self.queue.popleft()
+                self.writer.reset(seq + 1)
                 await self._command(payload)
         except asyncio.CancelledError:
             raise
@@ -215,6 +247,8 @@ class Connection(asyncio.Protocol):
                 self.send(ok_packet(0, 0, s.status()))  # MySQL answers EOF here; clients accept OK too
             elif cmd == c.COM_FIELD_LIST:
                 await h.field_list(payload)
+            elif cmd == c.COM_STATISTICS:
+                self.send(self.f.statistics().encode())  # a bare string packet, by protocol
             else:
                 self.f.count("errors")
                 self.send(err_packet(c.ER_UNKNOWN_COM_ERROR, f"Unknown command 0x{cmd:02x}"))

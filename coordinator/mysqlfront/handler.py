@@ -110,6 +110,7 @@ class Handler:
     def local(self, st: Local, more: bool) -> None:
         s = self.s
         what = st.what
+        name = st.value if isinstance(st.value, str) else None  # a local read's column alias
         if what in ("set_names", "noop"):
             self._ok(more=more)
         elif what == "autocommit":
@@ -135,19 +136,19 @@ class Handler:
                 raise Failed(1305, "42000", f"SAVEPOINT {st.value} does not exist")
             self._ok(more=more)
         elif what == "version_comment":
-            self._rows(["@@version_comment"], [[VERSION_COMMENT]], more)
+            self._rows([name or "@@version_comment"], [[VERSION_COMMENT]], more)
         elif what == "database":
-            self._rows(["DATABASE()"], [[s.database or None]], more)
+            self._rows([name or "DATABASE()"], [[s.database or None]], more)
         elif what == "last_insert_id":
-            self._rows(["LAST_INSERT_ID()"], [[s.last_insert_id]], more)
+            self._rows([name or "LAST_INSERT_ID()"], [[s.last_insert_id]], more)
         elif what == "warnings":
             self._rows(["Level", "Code", "Message"], [list(w) for w in s.warnings], more)
         elif what == "warning_count":
-            self._rows(["@@session.warning_count"], [[len(s.warnings)]], more)
+            self._rows([name or "@@session.warning_count"], [[len(s.warnings)]], more)
         elif what == "database_user":
             self._rows(["DATABASE()", "USER()"], [[s.database or None, f"{s.user}@{s.host}"]], more)
         elif what == "user":
-            self._rows(["USER()"], [[f"{s.user}@{s.host}"]], more)
+            self._rows([name or "USER()"], [[f"{s.user}@{s.host}"]], more)
         elif what == "databases":
             self._rows(["Database"], [[self.f.cfg.coordinator.database]], more)
         else:  # pragma: no cover - parse() returns only the kinds above
@@ -259,7 +260,7 @@ class Handler:
         cols: list[Any] = []
         qmarks = qmark_positions(text)
         if isinstance(parsed, Sql):
-            meta = await self.f.metadata(text, s.deprecate_eof)
+            meta = await self.f.metadata(text, s.deprecate_eof, parsed.stmt.kind is not Kind.READ)
             params, cols = meta.params, meta.columns
         elif qmarks:
             raise Failed(c.ER_UNSUPPORTED_PS, "HY000", "This command is not supported in the prepared statement "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 from collections import Counter, OrderedDict
 from typing import Any
 
@@ -20,7 +21,6 @@ import structlog
 from ..config import Config
 from ..errors import ReplicaDown
 from ..mysqlproto.handshake import hash_from_mysql_string, native_hash
-from ..mysqlproto.results import err_packet
 from .backend import BackendPool, Prepared, ServerError
 from .connection import Connection
 from .handler import Failed
@@ -31,6 +31,7 @@ log = structlog.get_logger("coordinator.mysqlfront")
 
 METADATA_CACHE = 4096
 DEFAULT_VERSION = "10.11.0-MariaDB"
+LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 
 
 def load_users(cfg: Config) -> dict[str, bytes | None]:
@@ -58,6 +59,7 @@ class MysqlFront:
                                     cfg.mysql_front.backend_pool_size, init)
         self.connections: dict[int, Connection] = {}
         self.counters: Counter[str] = Counter()
+        self.started = time.monotonic()
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._warm: asyncio.Task[None] | None = None
@@ -67,8 +69,13 @@ class MysqlFront:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # MySQL servers speak first: a connection dropped from a full accept queue leaves the client
+        # waiting for a greeting forever (seen with mariadb-slap opening 256 at once while the loop
+        # was busy), so the queue holds every connection we would admit.
+        backlog = max(LISTEN_BACKLOG, self.cfg.mysql_front.max_connections)
         self._server = await loop.create_server(lambda: Connection(self, next(self._ids)),
-                                                self.cfg.coordinator.host, self.cfg.ports.mysql, reuse_address=True)
+                                                self.cfg.coordinator.host, self.cfg.ports.mysql, reuse_address=True,
+                                                backlog=backlog)
         self._warm = asyncio.create_task(self._learn_version(), name="mysql-version")
 
     async def _learn_version(self) -> None:
@@ -88,8 +95,7 @@ class MysqlFront:
         if self._warm is not None:
             self._warm.cancel()
         for conn in list(self.connections.values()):
-            conn.send(err_packet(1053, "Server shutdown in progress"))
-            conn.close()
+            conn.end(1053, "Server shutdown in progress")
         if self._server is not None:
             await self._server.wait_closed()
         self.backends.close()
@@ -129,17 +135,24 @@ class MysqlFront:
         conn = self.connections.get(conn_id)
         if conn is None:
             return False
-        conn.send(err_packet(1927, "Connection was killed"))
-        conn.close()
+        conn.end(1927, "Connection was killed")
         self.events.emit("mysql_session_killed", f"MySQL session {conn_id} killed by an operator", session=conn_id)
         return True
+
+    def statistics(self) -> str:
+        """COM_STATISTICS (`mariadb-admin status`, the CLI's `\\s`): the front end's own figures in
+        the server's format; slow queries and table opens are the servers' business (0 here)."""
+        up = max(1, int(time.monotonic() - self.started))
+        questions = self.counters["commands"]
+        return (f"Uptime: {up}  Threads: {len(self.connections)}  Questions: {questions}  Slow queries: 0  "
+                f"Opens: 0  Open tables: 0  Queries per second avg: {questions / up:.3f}")
 
     def stats(self) -> dict[str, Any]:
         return {"port": self.cfg.ports.mysql, "connections": len(self.connections), **dict(self.counters)}
 
     # --- what handlers need of the servers ---
 
-    async def metadata(self, text: str, deprecate_eof: bool) -> Prepared:
+    async def metadata(self, text: str, deprecate_eof: bool, write: bool) -> Prepared:
         """The leader server's parameter and column definitions for a statement (cached)."""
         key = (text, deprecate_eof)
         hit = self._meta.get(key)
@@ -153,7 +166,7 @@ class MysqlFront:
         except ReplicaDown as exc:
             raise Failed(1105, "HY000", f"cannot prepare the statement now: {exc}") from None
         try:
-            meta = await b.prepare(text.encode("utf-8", "surrogateescape"), m.query_timeout_s)
+            meta = await b.prepare(text.encode("utf-8", "surrogateescape"), m.query_timeout_s, write)
         except ServerError as exc:
             raise Failed(exc.errno, exc.sqlstate, exc.message) from None
         except ReplicaDown as exc:

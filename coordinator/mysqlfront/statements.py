@@ -130,16 +130,19 @@ def _set(text: str) -> Local:
     raise _refuse_var(name)
 
 
+_ALIAS = r"(?:\s+(?:AS\s+)?(?!LIMIT\b)(?P<alias>`[^`]*`|'[^']*'|\"[^\"]*\"|\w+))?"
+_LIMIT1 = r"(?:\s+LIMIT\s+1)?\s*\Z"
 _LOCAL_READS = [
-    (re.compile(r"SELECT\s+@@(?:SESSION\.|GLOBAL\.)?VERSION_COMMENT(?:\s+LIMIT\s+1)?\s*\Z", re.I), "version_comment"),
-    (re.compile(r"SELECT\s+DATABASE\s*\(\s*\)(?:\s+AS\s+(?:`[^`]*`|\w+))?\s*\Z", re.I), "database"),
-    (re.compile(r"SELECT\s+LAST_INSERT_ID\s*\(\s*\)(?:\s+AS\s+(?:`[^`]*`|\w+))?\s*\Z", re.I), "last_insert_id"),
+    (re.compile(r"SELECT\s+@@(?:SESSION\.|GLOBAL\.)?VERSION_COMMENT" + _ALIAS + _LIMIT1, re.I), "version_comment"),
+    (re.compile(r"SELECT\s+DATABASE\s*\(\s*\)" + _ALIAS + _LIMIT1, re.I), "database"),
+    (re.compile(r"SELECT\s+LAST_INSERT_ID\s*\(\s*\)" + _ALIAS + _LIMIT1, re.I), "last_insert_id"),
+    (re.compile(r"SELECT\s+@@(?:SESSION\.)?WARNING_COUNT" + _ALIAS + _LIMIT1, re.I), "warning_count"),
     (re.compile(r"SHOW\s+(?:WARNINGS|ERRORS)(?:\s+LIMIT\s+\d+(?:\s*,\s*\d+)?)?\s*\Z", re.I), "warnings"),
     (re.compile(r"SHOW\s+COUNT\s*\(\s*\*\s*\)\s+(?:WARNINGS|ERRORS)\s*\Z", re.I), "warning_count"),
     (re.compile(r"SHOW\s+(?:DATABASES|SCHEMAS)\s*\Z", re.I), "databases"),
     # the CLI's \s: the *client's* login, not the coordinator's account
-    (re.compile(r"SELECT\s+DATABASE\s*\(\s*\)\s*,\s*USER\s*\(\s*\)(?:\s+LIMIT\s+1)?\s*\Z", re.I), "database_user"),
-    (re.compile(r"SELECT\s+(?:CURRENT_)?USER\s*\(\s*\)(?:\s+LIMIT\s+1)?\s*\Z", re.I), "user"),
+    (re.compile(r"SELECT\s+DATABASE\s*\(\s*\)\s*,\s*USER\s*\(\s*\)" + _LIMIT1, re.I), "database_user"),
+    (re.compile(r"SELECT\s+(?:CURRENT_)?USER\s*\(\s*\)" + _ALIAS + _LIMIT1, re.I), "user"),
 ]
 _TX = [
     (re.compile(r"(?:BEGIN(?:\s+WORK)?|START\s+TRANSACTION(?P<mods>(?:\s*,?\s*(?:READ\s+ONLY|READ\s+WRITE|WITH\s+"
@@ -189,8 +192,10 @@ def _parse(text: str, internal_schema: str) -> Local | Sql:
         raise Refused(1064, f"cannot parse the transaction statement {body[:40]!r}")
     if verb in ("SELECT", "SHOW"):
         for pattern, what in _LOCAL_READS:
-            if pattern.match(body):
-                return Local(what)
+            m = pattern.match(body)
+            if m:
+                alias = m.groupdict().get("alias")
+                return Local(what, _unquote(alias) if alias else None)  # value: the column's name
     stmt = sqlrules.classify(text, internal_schema)
     hint = _HINT.search(text)
     consistency = None

@@ -14,63 +14,8 @@ payloads these modules build with ``PacketWriter``. Modules:
 * ``values``     Python values <-> MySQL text (cells, temporal literals)
 * ``binvalues``  binary-protocol values
 * ``binary``     COM_STMT_* parsing, prepare answer, binary rows and result sets
+* ``client``     the client side of the handshake (the front end's own server connections)
+
+Import the modules themselves (``from coordinator.mysqlproto import results``): the package
+re-exports nothing, so importing one module never drags in the others (and no cycle).
 """
-
-from coordinator.mysqlproto.binary import (
-    ParamType,
-    StatementParams,
-    StmtExecute,
-    binary_resultset,
-    binary_row,
-    parse_stmt_execute,
-    peek_statement_id,
-    prepare_ok,
-)
-from coordinator.mysqlproto.columns import ColumnDefinition, column, infer_column, infer_columns
-from coordinator.mysqlproto.errors import PacketTooLarge, ProtocolError
-from coordinator.mysqlproto.framing import Packet, PacketReader, PacketWriter, frame
-from coordinator.mysqlproto.handshake import (
-    HandshakeResponse,
-    auth_switch_request,
-    build_handshake,
-    is_ssl_request,
-    make_scramble,
-    native_hash,
-    parse_handshake_response,
-    verify_native,
-)
-from coordinator.mysqlproto.results import end_of_rows, eof_packet, err_packet, ok_packet, text_resultset
-
-__all__ = [
-    "ColumnDefinition",
-    "HandshakeResponse",
-    "Packet",
-    "PacketReader",
-    "PacketTooLarge",
-    "PacketWriter",
-    "ParamType",
-    "ProtocolError",
-    "StatementParams",
-    "StmtExecute",
-    "auth_switch_request",
-    "binary_resultset",
-    "binary_row",
-    "build_handshake",
-    "column",
-    "end_of_rows",
-    "eof_packet",
-    "err_packet",
-    "frame",
-    "infer_column",
-    "infer_columns",
-    "is_ssl_request",
-    "make_scramble",
-    "native_hash",
-    "ok_packet",
-    "parse_handshake_response",
-    "parse_stmt_execute",
-    "peek_statement_id",
-    "prepare_ok",
-    "text_resultset",
-    "verify_native",
-]

@@ -28,3 +28,15 @@ class PacketTooLarge(ProtocolError):
         super().__init__(f"packet of at least {size} bytes is larger than the limit of {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+class OutOfOrder(ProtocolError):
+    """A packet's sequence id is not the one the conversation expects (MySQL answers ER_NET_PACKETS_OUT_OF_ORDER,
+    1156 / 08S01, and hangs up). Checked on the header, before the payload is waited for: a
+    stranger's bytes (an HTTP request, a TLS hello) fail at once instead of holding the
+    connection while the server waits for a "packet" of millions of bytes."""
+
+    def __init__(self, seq: int, expected: int) -> None:
+        super().__init__(f"packet has sequence id {seq}, expected {expected}")
+        self.seq = seq
+        self.expected = expected

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from coordinator.mysqlproto.errors import PacketTooLarge, ProtocolError
+from coordinator.mysqlproto.errors import OutOfOrder, PacketTooLarge, ProtocolError
 
 MAX_CHUNK = 0xFFFFFF
 HEADER_SIZE = 4
@@ -42,6 +42,8 @@ class PacketReader:
     ``feed(data)`` then iterate (or call ``next_packet()`` until it returns None).
     ``max_payload`` caps a logical payload; going over raises ``PacketTooLarge`` as soon
     as a header announces it, and the reader must then be discarded with the connection.
+    ``expect``, when set, is the sequence id the next logical packet must start with (the
+    server sets 1 for the login, 0 for commands); another raises ``OutOfOrder`` on its header.
     """
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
@@ -53,6 +55,7 @@ class PacketReader:
         self._parts: list[bytes] = []  # 0xFFFFFF-byte fragments of a payload still being read
         self._size = 0  # total bytes in _parts
         self._last_seq = 0
+        self.expect: int | None = None
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -80,6 +83,8 @@ class PacketReader:
             expected = (self._last_seq + 1) & 0xFF
             if self._parts and seq != expected:
                 raise ProtocolError(f"packet continuation has sequence id {seq}, expected {expected}")
+            if not self._parts and self.expect is not None and seq != self.expect:
+                raise OutOfOrder(seq, self.expect)
             if self._size + length > self.max_payload:
                 raise PacketTooLarge(self._size + length, self.max_payload)
             if avail < HEADER_SIZE + length:

@@ -79,7 +79,7 @@ def err_packet(errno: int, message: str, sqlstate: str | None = None) -> bytes:
     state = sqlstate if sqlstate is not None else c.SQLSTATE_BY_ERRNO.get(errno, "HY000")
     if len(state) != 5 or not state.isascii() or not state.isalnum():
         raise ValueError(f"bad SQLSTATE {state!r}")
-    msg = message.encode("utf-8")[:MAX_ERROR_MESSAGE].decode("utf-8", "ignore").encode("utf-8")
+    msg = message.encode("utf-8", "replace")[:MAX_ERROR_MESSAGE].decode("utf-8", "ignore").encode("utf-8")
     return bytes((ERR_HEADER,)) + fixed_int(errno, 2) + b"#" + state.encode("ascii") + msg
 
 
