@@ -148,16 +148,18 @@ class Applier:
         self._drop_all()
         conn = await mysqlio.connect(self.endpoint(self.rid))
         try:
-            if a.kill_thread is not None:
-                await mysqlio.kill_quietly(conn, a.kill_thread, self.t)
+            for thread in (a.kill_thread, *a.end_threads):
+                if thread is not None:
+                    await mysqlio.kill_quietly(conn, thread, self.t)
             await schema.ensure(conn, self.schema, self.db, self.t)
             await mysqlio.run(conn, f"USE `{self.db}`", self.t)
             snap = await schema.read_state(conn, self.schema, self.t)
+            present = await schema.present(conn, self.schema, a.check_ts, self.t)
         except BaseException:
             mysqlio.drop(conn)
             raise
         self.conn = conn
-        return Ok(Opened(snap, conn.thread_id()))
+        return Ok(Opened(snap, conn.thread_id(), present))
 
     async def _close(self, _a: A.Close) -> Result:
         self._drop_all()

@@ -175,10 +175,16 @@ def state_update(schema: str, epoch: int, applied: Entry | None = None, mark: in
     """Update of the replica's state row. The table's CHECK (epoch_seen = epoch)
     trips when the stored epoch is newer than ours (another coordinator started):
     a stale coordinator's batch fails there and rolls back (fencing, invariant I5).
-    ``GREATEST`` lets our own epoch bumps (failovers) travel with ordinary batches."""
+    ``GREATEST`` lets our own epoch bumps (failovers) travel with ordinary batches.
+
+    The applied position only ever rises: on the leader, the batch and interactive
+    transactions commit on different connections and their COMMITs may land out of
+    timestamp order (``core.sequencer``). ``applied_epoch`` is assigned first because
+    MySQL evaluates SET assignments left to right (it must compare the old applied_ts)."""
     sets = [f"epoch=GREATEST(epoch, {epoch}), epoch_seen={epoch}"]
     if applied is not None:
-        sets.append(f"applied_ts={applied.ts}, applied_epoch={applied.epoch}")
+        sets.append(f"applied_epoch=IF({applied.ts} > applied_ts, {applied.epoch}, applied_epoch), "
+                    f"applied_ts=GREATEST(applied_ts, {applied.ts})")
     if mark is not None:
         sets.append(f"ts_mark={mark}")
     if ddl_pending is not None:
@@ -275,6 +281,12 @@ def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_
             parts.append(limit + s)
             owners.append((i, j))
     return ";\n".join(parts), owners
+
+
+def txn_commit(schema: str, epoch: int, entry: Entry) -> str:
+    """An interactive transaction's COMMIT on its pinned leader connection: its log row and the
+    leader's applied position (raised, never lowered) with the epoch check, then COMMIT."""
+    return ";\n".join([log_insert(schema, [entry]), state_update(schema, epoch, entry), "COMMIT"])
 
 
 def leader_commit(schema: str, epoch: int, entries: Sequence[Entry], trim_below: int = 0) -> str:

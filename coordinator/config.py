@@ -71,6 +71,15 @@ class MysqlFrontSection:
 
 
 @dataclass(frozen=True)
+class TransactionsSection:
+    """Interactive transactions on the MySQL port (BEGIN … COMMIT on a pinned leader connection)."""
+
+    idle_timeout_s: float = 30.0  # an open transaction idle this long is rolled back and its session closed
+    max_pinned: int = 256  # leader connections pinned by open transactions; beyond it ERR 1040
+    lock_wait_timeout_s: int = 50  # innodb_lock_wait_timeout on pinned connections (MySQL's default)
+
+
+@dataclass(frozen=True)
 class MysqlUser:
     """A user of the MySQL front end. ``password_hash`` is MySQL's ``*HEX`` form of
     SHA1(SHA1(password)) (``SELECT PASSWORD('…')``); empty means no password. Or name an
@@ -152,6 +161,7 @@ class Config:
     seer: SeerSection = field(default_factory=SeerSection)
     control: ControlSection = field(default_factory=ControlSection)
     mysql_front: MysqlFrontSection = field(default_factory=MysqlFrontSection)
+    transactions: TransactionsSection = field(default_factory=TransactionsSection)
     # Absent: one user root with no password (matching the local cluster's servers).
     mysql_users: tuple[MysqlUser, ...] = (MysqlUser("root"),)
     source: str = "<memory>"
@@ -256,6 +266,9 @@ def _validate(cfg: Config) -> None:
     if cfg.mysql_front.login_timeout_s <= 0 or cfg.mysql_front.backend_pool_size < 1:
         raise ConfigError(f"config keys 'mysql_front.login_timeout_s' and 'backend_pool_size' in {file} must be "
                           "positive")
+    tx = cfg.transactions
+    if tx.idle_timeout_s <= 0 or tx.max_pinned < 1 or tx.lock_wait_timeout_s < 1:
+        raise ConfigError(f"config keys of [transactions] in {file} must be positive")
     if cfg.mysql_front.default_consistency not in ("strong", "session", "eventual"):
         raise ConfigError(f"config key 'mysql_front.default_consistency' in {file} must be strong, session or "
                           "eventual")

@@ -30,6 +30,11 @@ FENCE_ERRNO = 4025  # CHECK constraint on the coordinator's state row
 _FENCE = re.compile(r"CONSTRAINT `coordinator_epoch_fence` failed for `[^`]+`\.`state`")
 
 
+def is_fence(message: str) -> bool:
+    """The server's refusal names our epoch check (a newer coordinator's epoch is stored)."""
+    return _FENCE.search(message) is not None
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str

@@ -57,6 +57,8 @@ class Operations:
             if isinstance(task, A.ReadLog):
                 return await self._with(ep, None, lambda c: schema.read_log(c, self.schema, task.after, task.limit,
                                                                             self.t))
+            if isinstance(task, A.CheckCommitted):
+                return await self._with(ep, None, lambda c: self._committed(c, task))
         except ReplicaDown as exc:
             return Down(exc.cause, str(exc))
         except StatementError as exc:
@@ -79,6 +81,13 @@ class Operations:
     async def _probe(self, conn: Any) -> Any:
         await schema.ensure(conn, self.schema, self.db, self.t)  # no db: it may not exist yet
         return await schema.read_state(conn, self.schema, self.t)
+
+    async def _committed(self, conn: Any, task: A.CheckCommitted) -> bool:
+        """End the in-doubt transaction's connection (waiting until the server finished it, one
+        way or the other), then look for its log row: only then is "absent" an answer."""
+        if task.thread_id is not None:
+            await mysqlio.kill_quietly(conn, task.thread_id, self.t)
+        return task.ts in await schema.present(conn, self.schema, (task.ts,), self.t)
 
     async def _bump(self, conn: Any, task: A.BumpEpoch) -> Any:
         await schema.bump_epoch(conn, self.schema, task.epoch, task.leader, self.t, expect_at_most=task.expect_at_most)

@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -26,10 +26,10 @@ import structlog
 from . import mysqlio
 from .applier import Applier
 from .config import Config
-from .core.actions import Ready
+from .core.actions import CommitTxn, Ready
 from .core.config import CoreConfig
 from .core.failover import FailoverOutcome
-from .core.messages import ControlDone, Event, FailoverRequest, Propose, Tick
+from .core.messages import Cause, ControlDone, Down, Event, FailoverRequest, LaneDone, Propose, Result, Tick, TxnCommit
 from .core.node import Core
 from .core.outcomes import ApiError, WriteOutcome
 from .core.replog import EntryKind
@@ -60,6 +60,8 @@ class Replicator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        # lane -> how to run its CommitTxn (the session's pinned connection), while it commits
+        self._lane_runs: dict[int, Callable[[CommitTxn], Awaitable[Result]]] = {}
 
     # --- driving the core ------------------------------------------------------------------
 
@@ -70,6 +72,8 @@ class Replicator:
     def _carry_out(self, rd: Ready) -> None:
         for a in rd.actions:
             self.appliers[a.rid].give(a)
+        for la in rd.lane_actions:
+            self._spawn(self._lane(la), f"lane-{la.lane}")
         for task in rd.control:
             self._spawn(self._control(task), f"control-{type(task).__name__}-{task.rid}")
         for handle, outcome in rd.outcomes:
@@ -80,6 +84,11 @@ class Replicator:
             self.events.emit(kind, message, **fields)
         for level, what, fields in rd.logs:
             getattr(log, level)(what, **fields)
+
+    async def _lane(self, a: CommitTxn) -> None:
+        run = self._lane_runs.get(a.lane)
+        result = await run(a) if run is not None else Down(Cause.INTERNAL, f"lane {a.lane} has no connection")
+        self.step(LaneDone(a.lane, a.seq, result))
 
     async def _control(self, task: Any) -> None:
         result = await self.operations.run(task)
@@ -146,6 +155,27 @@ class Replicator:
                      request_id: str = "", timeout_s: float | None = None) -> WriteOutcome:
         seeds = (self._rng.randrange(1, 2**30), self._rng.randrange(1, 2**30))
         result = await self._call(lambda h: Propose(h, kind, statements, seeds, request_id, exact_mark, timeout_s))
+        if isinstance(result, ApiError):
+            raise result
+        assert isinstance(result, WriteOutcome)
+        return result
+
+    def lane_term(self) -> int | None:
+        """The leader term an interactive transaction may begin in now (None: no verified leader)."""
+        return self.core.lane_term()
+
+    async def commit_txn(self, lane: int, rid: str, term: int, statements: tuple[tuple[str, int, int], ...],
+                         time_us: int, thread_id: int | None,
+                         run: Callable[[CommitTxn], Awaitable[Result]]) -> WriteOutcome:
+        """Commit an interactive transaction that ran on lane ``lane`` (its writes: (sql, insert
+        id, rows)); ``run`` carries out its CommitTxn on the pinned connection. Answered after
+        the quorum, like any write; an ApiError is raised otherwise."""
+        seeds = (self._rng.randrange(1, 2**30), self._rng.randrange(1, 2**30))
+        self._lane_runs[lane] = run
+        try:
+            result = await self._call(lambda h: TxnCommit(h, lane, rid, term, statements, time_us, seeds, thread_id))
+        finally:
+            self._lane_runs.pop(lane, None)
         if isinstance(result, ApiError):
             raise result
         assert isinstance(result, WriteOutcome)

@@ -79,6 +79,15 @@ async def log_entry(conn: Any, schema: str, ts: int, timeout_s: float) -> Entry 
     return entry_from_row(rows[0]) if rows else None
 
 
+async def present(conn: Any, schema: str, ts: tuple[int, ...], timeout_s: float) -> frozenset[int]:
+    """Which of the log entries ``ts`` this replica's log holds (an in-doubt commit's answer)."""
+    if not ts:
+        return frozenset()
+    listed = ",".join(str(int(t)) for t in ts)
+    _, rows = await mysqlio.fetch(conn, f"SELECT ts FROM `{schema}`.log WHERE ts IN ({listed})", timeout_s)
+    return frozenset(int(r[0]) for r in rows)
+
+
 async def bump_epoch(conn: Any, schema: str, epoch: int, leader: str, timeout_s: float,
                      expect_at_most: int) -> bool:
     """Raise the stored epoch to ``epoch`` if it is still at most ``expect_at_most``

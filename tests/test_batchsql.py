@@ -331,7 +331,7 @@ def test_follower_batch_shape() -> None:
     assert p[-3:-1] == [
         f"INSERT INTO `{SCHEMA}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) VALUES "
         + ",".join(log_values(e) for e in (e1, e2, e3)),
-        f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 3), epoch_seen=3, applied_ts=7, applied_epoch=3 WHERE id=1",
+        f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 3), epoch_seen=3, applied_epoch=IF(7 > applied_ts, 3, applied_epoch), applied_ts=GREATEST(applied_ts, 7) WHERE id=1",
     ]
     trace, ts_sets = replay_trace(batch)
     assert trace == [
@@ -398,7 +398,8 @@ def test_follower_batch_property(specs: list[tuple], trim_below: int) -> None:
     assert ts_sets == time_changes(entries)
     state = [x for x in p if x.startswith(f"UPDATE `{SCHEMA}`.state SET epoch=")]
     mark = latest_mark(entries)
-    assert state == [f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 7), epoch_seen=7, applied_ts={len(entries)}, applied_epoch=3"
+    assert state == [f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 7), epoch_seen=7, applied_epoch=IF({len(entries)} > applied_ts, 3, applied_epoch), "
+                     f"applied_ts=GREATEST(applied_ts, {len(entries)})"
                      + (f", ts_mark={mark}" if mark else "") + " WHERE id=1"]
     assert (f"DELETE FROM `{SCHEMA}`.log WHERE ts < {trim_below}" in batch) == (trim_below > 0)
 
@@ -407,7 +408,7 @@ def test_follower_batch_state_mark_and_trim() -> None:
     es = [mk(10, "DELETE FROM t", mark=20_000), mk(11, "DELETE FROM t", mark=0), mk(12, "DELETE FROM t", epoch=4)]
     p = parts(follower_batch(SCHEMA, 9, es, trim_below=5))
     state = [x for x in p if x.startswith(f"UPDATE `{SCHEMA}`.state SET epoch=")]
-    assert state == [f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 9), epoch_seen=9, applied_ts=12, applied_epoch=4, ts_mark=20000 WHERE id=1"]
+    assert state == [f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 9), epoch_seen=9, applied_epoch=IF(12 > applied_ts, 4, applied_epoch), applied_ts=GREATEST(applied_ts, 12), ts_mark=20000 WHERE id=1"]
     assert p[-3:] == [
         f"DELETE FROM `{SCHEMA}`.log WHERE ts < 5 ORDER BY ts LIMIT 5000",
         f"UPDATE `{SCHEMA}`.state SET log_floor=GREATEST(log_floor, 5) WHERE id=1",
@@ -421,7 +422,7 @@ def test_follower_batch_noop_entry() -> None:
     p = parts(follower_batch(SCHEMA, 2, [noop]))
     assert p[0] in TXN_START and p[-1] == "COMMIT" and len(p) == 4
     assert p[1].startswith(f"INSERT INTO `{SCHEMA}`.log")
-    assert p[2] == f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 2), epoch_seen=2, applied_ts=3, applied_epoch=3, ts_mark=50000 WHERE id=1"
+    assert p[2] == f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 2), epoch_seen=2, applied_epoch=IF(3 > applied_ts, 3, applied_epoch), applied_ts=GREATEST(applied_ts, 3), ts_mark=50000 WHERE id=1"
 
 
 def test_leader_commit() -> None:
@@ -430,7 +431,7 @@ def test_leader_commit() -> None:
     assert p == [
         f"INSERT INTO `{SCHEMA}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) VALUES "
         + ",".join(log_values(e) for e in es),
-        f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 5), epoch_seen=5, applied_ts=2, applied_epoch=3, ts_mark=99 WHERE id=1",
+        f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 5), epoch_seen=5, applied_epoch=IF(2 > applied_ts, 3, applied_epoch), applied_ts=GREATEST(applied_ts, 2), ts_mark=99 WHERE id=1",
         "COMMIT",
     ]
     assert parts(leader_commit(SCHEMA, 5, [], trim_below=0)) == ["COMMIT"]

@@ -149,8 +149,11 @@ async def test_bench_quick_produces_json(tmp_path) -> None:  # noqa: ANN001
     res = await run_script("scripts/bench.py", "--quick", "--json", str(out), timeout=400)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
     data = json.loads(out.read_text())
-    for part in ("writes", "slowed_followers", "failover", "reads"):
+    for part in ("writes", "slowed_followers", "failover", "reads", "mysql"):
         assert data[part], part
+    m = data["mysql"]["rows"][0]  # the same C clients on the MySQL port and on native semi-sync
+    assert m["slap"]["per_s"] > 0 and m["sysbench"]["per_s"] > 0 and m["sysbench"]["errors"] == 0
+    assert m["slap_ratio"] > 0 and m["sysbench_ratio"] > 0
     w = data["writes"][0]
     assert w["coordinator"]["per_s"] > 0 and w["semisync"]["per_s"] > 0 and w["ratio_vs_semisync"] > 0
     assert data["semisync_setup"]["Rpl_semi_sync_master_clients"] == 3

@@ -30,11 +30,16 @@ Seeds = tuple[int, int]
 class Open:
     """Connect (ending our previous applier connection ``kill_thread`` on the server first,
     so a stale transaction neither commits after we look nor holds locks), ensure the
-    internal schema, read the state row. Result: ``Ok(Opened)``."""
+    internal schema, read the state row, and which of the log entries ``check_ts`` (an
+    in-doubt commit's) the replica's log holds — after ending our server connections
+    ``end_threads`` too (pinned connections of commits a failover gave up), so no late
+    COMMIT lands after the look. Result: ``Ok(Opened)``."""
 
     rid: str
     seq: int
     kill_thread: int | None
+    check_ts: tuple[int, ...] = ()
+    end_threads: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +197,23 @@ class RebuildAbort:
     seq: int
 
 
+# --- lane actions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommitTxn:
+    """Commit the interactive transaction open on lane ``lane`` (its pinned connection to the
+    leader ``rid``), which has run every statement: the entry's log row, the leader's applied
+    position (raised, never lowered: lanes and the batch commit out of timestamp order), the
+    epoch check, COMMIT. Result, as ``LaneDone``: ``Ok(None)``; ``Down`` means in doubt."""
+
+    lane: int
+    seq: int
+    rid: str
+    entry: Entry
+    epoch: int
+
+
 ReplicaAction = (Open | Close | LookupEntry | LeadExecute | LeadCommit | Rollback | ApplyBatch | AloneMark
                  | AloneRun | AloneFinish | AloneAbort | ReadPeer | RebuildBegin | RebuildCopy | RebuildAbort)
 
@@ -257,7 +279,19 @@ class RestartApplier:
     rid: str
 
 
-ControlTask = Probe | BumpEpoch | ReadLog | ProbeLeader | SetReadOnly | RestartApplier
+@dataclass(frozen=True, slots=True)
+class CheckCommitted:
+    """An interactive transaction's COMMIT is in doubt: end its server connection
+    ``thread_id`` on ``rid`` (waiting until the server has finished it, one way or the
+    other), then read whether log entry ``ts`` is there. Result: ``Ok(bool)``."""
+
+    id: int
+    rid: str
+    ts: int
+    thread_id: int | None
+
+
+ControlTask = Probe | BumpEpoch | ReadLog | ProbeLeader | SetReadOnly | RestartApplier | CheckCommitted
 
 
 # --- Ready ---------------------------------------------------------------------------------
@@ -271,6 +305,8 @@ class Ready:
     replica has at most one action in flight)."""
 
     actions: list[ReplicaAction] = field(default_factory=list)
+    # At most one per lane (an interactive transaction's pinned leader connection).
+    lane_actions: list[CommitTxn] = field(default_factory=list)
     # Control tasks may run concurrently with each other and with every replica action.
     control: list[ControlTask] = field(default_factory=list)
     # (handle, outcome) for client requests: a WriteOutcome, an ApiError, or for admin
@@ -282,4 +318,4 @@ class Ready:
     logs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.actions or self.control or self.outcomes or self.events or self.logs)
+        return bool(self.actions or self.lane_actions or self.control or self.outcomes or self.events or self.logs)

@@ -216,6 +216,7 @@ def _bumped(st: State, plan: Plan) -> None:
                 f"{st.leader.name} unchanged", epoch=plan.epoch, leader=st.leader_id)
         return
     st.leader_id = plan.new
+    st.new_term()
     st.rerank()
     plan.t_catch = plan.t_catch or st.now
     plan.phase = "read_only"
@@ -263,7 +264,7 @@ def check(st: State) -> None:
     if plan is None:
         return
     if plan.phase == "drain":
-        if st.batch is None and st.in_doubt is None:
+        if st.batch is None and st.in_doubt is None and not st.commits:
             _elect(st, plan)
         elif st.now > plan.deadline:
             _fail(st, plan, ApiError(503, "busy", "the leader did not finish its current batch in time; retry"))

@@ -111,6 +111,8 @@ def _behind(st: State, rs: ReplicaState) -> None:
     rs.pending = None
     if not rs.needs_rebuild:
         rs.needs_rebuild = True
+        if rs.id == st.leader_id:
+            st.new_term()
         st.emit("replica_behind_log", f"{rs.name} is behind every available log (applied {rs.applied_ts}, in-memory "
                 f"log starts after {st.log.floor_ts}); it will be rebuilt", replica=rs.id, applied_ts=rs.applied_ts)
         st.rerank()

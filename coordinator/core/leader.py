@@ -12,12 +12,16 @@ One leader transaction per batch:
      every request that has no definite outcome yet (those refused earlier in the same
      batch keep their answer: they are not run again).
    - One of our own statements failed: a bug. ROLLBACK, answer 500.
-3. Timestamps are taken (timestamp order = commit order), the entries built, and
-   ``LeadCommit`` writes their log rows and the applied position and COMMITs.
-   - Ok: the entries enter the log (``positions.append``); only now do followers see them.
+3. Timestamps are taken at this commit point (timestamp order = commit order, also
+   against interactive transactions committing on their own connections: ``sequencer``),
+   the entries built, and ``LeadCommit`` writes their log rows and the applied position
+   and COMMITs.
+   - Ok: settled; the entries enter the log once every lower timestamp is settled
+     (``sequencer.release``); only then do followers see them.
    - Our log/state statement failed: ROLLBACK; nothing applied; answer 500.
    - Fenced: if our own failover moved the epoch since the batch began, requeue; else stop.
-   - Down: *in doubt* — resolved when the leader's state is read again (``resolve_doubt``).
+   - Down: *in doubt* — resolved when the leader's connection reopens and reads whether
+     its log holds the batch's last entry (``resolve_doubt``).
 
 DDL and RESET entries commit implicitly and go alone, behind a crash-safe marker:
 ``AloneMark`` → ``AloneRun`` → ``AloneFinish`` (``AloneAbort`` when the statement fails).
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import positions
+from . import lanes, sequencer
 from .actions import AloneAbort, AloneFinish, AloneMark, AloneRun, LeadCommit, LeadExecute, ReplicaAction
 from .messages import Cause, Down, Executed, FencedOut, Ok, Result, Snapshot, SqlFailed
 from .outcomes import ApiError, statement_error
@@ -54,21 +58,36 @@ class LeaderBatch:
     entries: list[Entry] = field(default_factory=list)
     step: str = "execute"  # execute | commit | mark | run | finish | abort
     begin: bool = True
+    commit: sequencer.PendingCommit | None = None  # once its timestamps are taken
 
 
 def work(st: State) -> list[WriteRequest]:
-    """The writes the leader holds but has not logged: its in-doubt and in-flight batches."""
-    reqs = list(st.in_doubt.reqs) if st.in_doubt is not None else []
+    """The batch writes the leader holds but has not logged: committed or in doubt but not
+    yet in order, and the batch in flight (each once, in timestamp then queue order)."""
+    reqs = [r for p in st.commits if p.lane is None for r in p.reqs]
     if st.batch is not None:
         reqs += st.batch.batch
-    return reqs
+    seen: set[int] = set()
+    out = []
+    for r in reqs:
+        if id(r) not in seen:
+            seen.add(id(r))
+            out.append(r)
+    return out
 
 
 def take_back(st: State) -> int:
     """The leader is gone: its unlogged writes go back to the head of the queue for the
-    next leader. If the old leader did commit some of them, it holds errant entries and
-    is rebuilt when it returns (never silently kept)."""
+    next leader; interactive transactions committing there get "outcome unknown" (they
+    cannot be run again). If the old leader did commit some of them, it holds errant
+    entries and is rebuilt when it returns (never silently kept)."""
     reqs = work(st)
+    taken = sequencer.drain(st)
+    threads = lanes.drained(st, taken)
+    if taken:
+        ts = frozenset(e.ts for p in taken for e in p.entries)
+        old_ts, old_threads = st.drained.get(st.leader_id, (frozenset(), ()))
+        st.drained[st.leader_id] = (old_ts | ts, old_threads + threads)
     st.in_doubt = None
     st.batch = None
     live = [r for r in reqs if not r.logged and not r.settled and (not r.answered or r.request_id)]
@@ -97,6 +116,7 @@ def next_action(st: State, rs: ReplicaState) -> ReplicaAction | None:
         b = st.batch = LeaderBatch(batch, st.wall_us, st.epoch, st.now, pending=list(batch))
         if batch[0].alone:
             b.entries = entries_for(st, batch, b.time_us)
+            b.commit = sequencer.add(st, b.entries, batch)
             b.step = "mark"
     if b.step == "execute":
         items = tuple((r.statements, r.seeds) for r in b.pending)
@@ -198,7 +218,14 @@ def _executed(st: State, rs: ReplicaState, b: LeaderBatch, result: Result) -> Re
 
 def _to_commit(st: State, b: LeaderBatch) -> None:
     b.entries = entries_for(st, b.done, b.time_us)
+    if b.entries:
+        b.commit = sequencer.add(st, b.entries, b.done)
     b.step = "commit"
+
+
+def _settle(st: State, b: LeaderBatch, committed: bool) -> None:
+    if b.commit is not None:
+        sequencer.settle(st, b.commit, committed)
 
 
 def _committed(st: State, rs: ReplicaState, b: LeaderBatch, action: LeadCommit, result: Result) -> Result | None:
@@ -208,8 +235,10 @@ def _committed(st: State, rs: ReplicaState, b: LeaderBatch, action: LeadCommit, 
         rs.batches += 1
         rs.entries_applied += len(b.entries)
         rs.busy_ms += (st.now - b.started) * 1000
-        positions.append(st, rs, b.entries, b.done)
+        _settle(st, b, True)
         return None
+    if not isinstance(result, Down):
+        _settle(st, b, False)  # refused or fenced: the transaction rolled back
     if isinstance(result, SqlFailed):
         # Our own log/state statements failed (not the clients'): nothing committed, and
         # the leader is not diverged. The writes definitely did not apply.
@@ -229,8 +258,9 @@ def _committed(st: State, rs: ReplicaState, b: LeaderBatch, action: LeadCommit, 
             st.writes.fail(st.out, r, ApiError(503, "fenced", "this coordinator was fenced off by a newer one; "
                                                "not committed"))
         return result
-    if b.entries:
-        st.in_doubt = InDoubt(b.entries, b.done)
+    if b.commit is not None:
+        sequencer.doubt(b.commit)
+        st.in_doubt = InDoubt(b.entries, b.done, b.commit)
     else:
         requeue(st, b.done)
     return result
@@ -246,10 +276,11 @@ def _alone(st: State, rs: ReplicaState, b: LeaderBatch, action: ReplicaAction, r
             b.step = "finish"
         elif isinstance(action, AloneFinish):
             st.batch = None
-            positions.append(st, rs, [entry], [req])
+            _settle(st, b, True)
         else:  # AloneAbort: the failed DDL's marker is gone
             st.failed_ddl.discard(entry.ts)
             st.batch = None
+            _settle(st, b, False)
         return None
     if isinstance(result, SqlFailed) and isinstance(action, AloneRun):
         st.writes.fail(st.out, req, statement_error(result.errno, result.message, executed_on=rs.name), applied=True)
@@ -262,6 +293,7 @@ def _alone(st: State, rs: ReplicaState, b: LeaderBatch, action: ReplicaAction, r
         return Down(Cause.IO, "epoch moving during a DDL clean-up; retrying") if moved else result
     if isinstance(action, AloneMark) and not isinstance(result, Down):
         # The marker's transaction stopped at the failing statement: nothing committed.
+        _settle(st, b, False)
         if moved:
             requeue(st, [req])
             return Down(Cause.IO, "epoch moving during a DDL entry; retrying")
@@ -273,7 +305,9 @@ def _alone(st: State, rs: ReplicaState, b: LeaderBatch, action: ReplicaAction, r
                                              "entry; see the log"))
         return Down(Cause.IO, "the DDL marker could not be written; reconnecting")
     # The marker may be committed and the DDL may have run: in doubt until the state is read.
-    st.in_doubt = InDoubt([entry], [req])
+    assert b.commit is not None
+    sequencer.doubt(b.commit)
+    st.in_doubt = InDoubt([entry], [req], b.commit)
     if isinstance(result, Down) or (isinstance(result, FencedOut) and not moved):
         return result
     return Down(Cause.IO, f"DDL entry {entry.ts} interrupted ({getattr(result, 'message', '')}); reconnecting")
@@ -283,10 +317,31 @@ def _alone(st: State, rs: ReplicaState, b: LeaderBatch, action: ReplicaAction, r
 
 
 def covers(st: State, rs: ReplicaState, applied_ts: int) -> bool:
-    """The leader returning with the batch we were unsure about: not errant — the
-    in-doubt resolution reads its state and logs that batch."""
+    """The leader returning with a position beyond the log that its own unsettled commits
+    explain (the in-doubt batch, interactive transactions committed out of order): not
+    errant — those commits are resolved instead."""
+    return rs.id == st.leader_id and st.log.last_ts < applied_ts <= sequencer.open_ts(st)
+
+
+def check_ts(st: State, rs: ReplicaState) -> tuple[int, ...]:
+    """What a reopening connection must look up in its log: the leader's in-doubt batch, and
+    any commit a failover took from this replica unsettled."""
     d = st.in_doubt
-    return d is not None and rs.id == st.leader_id and st.log.last_ts < applied_ts <= d.entries[-1].ts
+    mine = (d.entries[-1].ts,) if d is not None and rs.id == st.leader_id else ()
+    return mine + tuple(sorted(st.drained.get(rs.id, (frozenset(), ()))[0]))
+
+
+def end_threads(st: State, rs: ReplicaState) -> tuple[int, ...]:
+    return st.drained.get(rs.id, (frozenset(), ()))[1]
+
+
+def errant_drained(st: State, rs: ReplicaState, present: frozenset[int]) -> str | None:
+    """Opened: does the replica hold a commit a failover took from it (now ended, so final)?"""
+    taken = st.drained.pop(rs.id, None)
+    if taken is None:
+        return None
+    held = sorted(taken[0] & present)
+    return f"it committed {held[:5]} after they were given up in a failover" if held else None
 
 
 def doubt_ddl(st: State, rs: ReplicaState, snap: Snapshot) -> Entry | None:
@@ -299,17 +354,18 @@ def doubt_ddl(st: State, rs: ReplicaState, snap: Snapshot) -> Entry | None:
     return last if last.alone and snap.ddl_pending == last.ts else None
 
 
-def resolve_doubt(st: State, rs: ReplicaState, applied_ts: int) -> None:
-    """The leader's state says whether the in-doubt batch committed (then it is logged as
-    usual) or not (then it is requeued, unexecuted)."""
+def resolve_doubt(st: State, rs: ReplicaState, present: frozenset[int]) -> None:
+    """The leader's log says whether the in-doubt batch committed (then it is logged as
+    usual, in timestamp order) or not (then it is requeued, unexecuted)."""
     d = st.in_doubt
     if d is None or rs.id != st.leader_id:
         return
     st.in_doubt = None
-    if applied_ts >= d.entries[-1].ts:
+    if d.entries[-1].ts in present:
         for r in d.reqs:
             if not r.results:
                 r.results = [(0, 0)] * len(r.statements)
-        positions.append(st, rs, d.entries, d.reqs)
+        sequencer.settle(st, d.commit, True)
     else:
+        sequencer.settle(st, d.commit, False)
         requeue(st, d.reqs)

@@ -42,6 +42,7 @@ class Snapshot:
 class Opened:
     snapshot: Snapshot
     thread_id: int
+    present: frozenset[int] = frozenset()  # which of the Open's ``check_ts`` the replica's log holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,34 @@ class Propose:
 
 
 @dataclass(frozen=True, slots=True)
+class TxnCommit:
+    """An interactive transaction ran every statement on lane ``lane`` (a connection pinned to
+    the leader ``rid``, begun in leader term ``term``) and holds its locks: take its timestamp now,
+    commit it, answer ``handle`` after the quorum. ``statements``: (sql, insert id, rows) of
+    its writes in order; ``time_us``: its statement clock (NOW() inside it); ``thread_id``:
+    the pinned connection's server id (ended if the COMMIT is in doubt)."""
+
+    handle: int
+    lane: int
+    rid: str
+    term: int
+    statements: tuple[tuple[str, int, int], ...]
+    time_us: int
+    seeds: tuple[int, int]
+    thread_id: int | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaneDone:
+    """The result of a lane action (``CommitTxn``)."""
+
+    lane: int
+    seq: int
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
 class FailoverRequest:
     """An operator's switchover (``planned``) or failover; ``expected_leader``: only if that
     replica still leads. The outcome for ``handle`` is the result dict or an ApiError."""
@@ -163,4 +192,4 @@ class Tick:
     """Time passed (the shell ticks every ~50 ms): deadlines, retries, watchdogs."""
 
 
-Event = Done | ControlDone | Propose | FailoverRequest | Poll | RebuildProgress | Tick
+Event = Done | ControlDone | Propose | FailoverRequest | Poll | RebuildProgress | Tick | TxnCommit | LaneDone

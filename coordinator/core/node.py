@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from . import cabinet, commit, failover, follower, leader, opening, positions, rebuild, recovery, seer
+from . import cabinet, commit, failover, follower, lanes, leader, opening, positions, rebuild, recovery, seer
 from .actions import Close, Ready, ReplicaAction, Rollback
 from .config import CoreConfig
 from .health import HealthTracker
@@ -29,12 +29,14 @@ from .messages import (
     Event,
     FailoverRequest,
     FencedOut,
+    LaneDone,
     Poll,
     Propose,
     RebuildProgress,
     Result,
     SqlFailed,
     Tick,
+    TxnCommit,
 )
 from .outcomes import ApiError, WriteOutcome
 from .replog import Entry
@@ -77,6 +79,10 @@ class Core:
             self._done(ev)
         elif isinstance(ev, Propose):
             self._propose(ev)
+        elif isinstance(ev, TxnCommit):
+            lanes.commit(st, ev)
+        elif isinstance(ev, LaneDone):
+            lanes.on_done(st, ev)
         elif isinstance(ev, Poll):
             self._poll(ev)
         elif isinstance(ev, Tick):
@@ -87,6 +93,8 @@ class Core:
                 failover.on_control(st, ev.id, ev.result)
             elif owner == recovery.OWNER:
                 recovery.on_control(st, ev.id, ev.result)
+            elif owner == lanes.OWNER:
+                lanes.on_control(st, ev.id, ev.result)
         elif isinstance(ev, FailoverRequest):
             failover.request(st, ev, self._requests)
         elif isinstance(ev, RebuildProgress):
@@ -107,12 +115,17 @@ class Core:
         if st.out:
             more, st.out = st.out, Ready()
             rd.outcomes += more.outcomes
+            rd.lane_actions += more.lane_actions
             rd.events += more.events
             rd.logs += more.logs
             rd.control += more.control
         return rd
 
     # --- commands (synchronous, deterministic) ----------------------------------------------
+
+    def lane_term(self) -> int | None:
+        """The leader term an interactive transaction may begin in now (None: not now)."""
+        return lanes.term(self.st)
 
     def take_timestamp(self, parity: int | None) -> int | None:
         """A bare timestamp below the persisted mark, or None (persist a new mark first)."""
@@ -137,7 +150,7 @@ class Core:
     def quiescent(self) -> bool:
         """Nothing queued, in flight or in doubt, and every available replica applied the log."""
         st = self.st
-        return (st.writes.empty and st.in_doubt is None and st.batch is None
+        return (st.writes.empty and st.in_doubt is None and st.batch is None and not st.commits
                 and all(rs.applied_ts >= st.log.last_ts for rs in st.replicas.values() if rs.available))
 
     def shutdown(self) -> None:
@@ -155,6 +168,8 @@ class Core:
         st.trim_below = 0
         st.batch = None
         st.in_doubt = None
+        st.commits.clear()
+        st.lanes.clear()
         for rs in st.replicas.values():
             rs.applied_ts, rs.applied_epoch, rs.trimmed_below = 0, st.epoch, 0
             rs.phase, rs.inflight, rs.pending, rs.rollback = Phase.CLOSED, None, None, None
@@ -235,6 +250,7 @@ class Core:
         cfg = st.cfg
         st.writes.expire(st.out, st.now, cfg.write_timeout_s)
         recovery.tick(st)
+        lanes.tick(st)
         failover.retry_due(st)
         if st.recovery is not None or not self.started:
             return

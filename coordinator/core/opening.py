@@ -12,7 +12,10 @@ Run after every (re)connect, before the replica's position may count toward any 
    (re-run, "already done" errors tolerated); drop the marker if the DDL failed on the
    leader; if this is the leader's in-doubt DDL, finish it and resolve the doubt;
    otherwise the replica started an entry that never entered the log: rebuild it.
-4. The leader's in-doubt batch: its state says whether it committed (``leader``).
+4. The leader's in-doubt batch: its log says whether it committed (``leader``). A leader
+   whose position runs beyond the log only by its own unsettled commits (interactive
+   transactions commit out of timestamp order) counts from the log's end: those commits
+   enter the log in order as they settle.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class OpenJob:
     """``ReplicaState.pending`` while a connection is being verified."""
 
     snap: Snapshot
+    present: frozenset[int] = frozenset()  # of the Open's check_ts: in the replica's log
     step: str = ""  # lookup | ddl_abort | ddl_run | ddl_finish | doubt_run | doubt_finish
     entry: Entry | None = None
     spent_ms: float = 0.0
@@ -39,7 +43,7 @@ class OpenJob:
 def open_action(st: State, rs: ReplicaState) -> Open:
     rs.phase = Phase.OPENING
     rs.pending = None
-    return Open(rs.id, st.next_seq(), rs.thread_id)
+    return Open(rs.id, st.next_seq(), rs.thread_id, leader.check_ts(st, rs), leader.end_threads(st, rs))
 
 
 def lookup_peers(st: State, rid: str) -> tuple[str, ...]:
@@ -89,7 +93,10 @@ def _opened(st: State, rs: ReplicaState, opened: Opened) -> None:
     if snap.epoch > max(st.epoch, st.bumping_to) and st.epoch:  # bumping_to: our own attempts
         st.fence(rs.id)
         return
-    job = rs.pending = OpenJob(snap)
+    job = rs.pending = OpenJob(snap, opened.present)
+    taken = leader.errant_drained(st, rs, opened.present)
+    if taken and not (rs.diverged or rs.needs_rebuild):
+        _errant(st, rs, taken, snap)
     if not (rs.diverged or rs.needs_rebuild) and not leader.covers(st, rs, snap.applied_ts):
         v = history.verdict(st.log, snap.applied_ts, snap.applied_epoch)
         if v is history.LOOKUP:
@@ -123,6 +130,8 @@ def _step_done(st: State, rs: ReplicaState, job: OpenJob, result: Ok) -> None:
 
 def _errant(st: State, rs: ReplicaState, why: str, snap: Snapshot) -> None:
     rs.needs_rebuild = True
+    if rs.id == st.leader_id:
+        st.new_term()
     st.emit("replica_errant", f"{rs.name} holds entries that were never committed ({why}); it will be rebuilt",
             replica=rs.id, applied_ts=snap.applied_ts, applied_epoch=snap.applied_epoch)
 
@@ -130,6 +139,9 @@ def _errant(st: State, rs: ReplicaState, why: str, snap: Snapshot) -> None:
 def _positioned(st: State, rs: ReplicaState, job: OpenJob) -> None:
     snap = job.snap
     rs.applied_ts, rs.applied_epoch = snap.applied_ts, snap.applied_epoch
+    if leader.covers(st, rs, snap.applied_ts):
+        last = st.log.get(st.log.last_ts)
+        rs.applied_ts, rs.applied_epoch = st.log.last_ts, last.epoch if last is not None else st.epoch
     entry = leader.doubt_ddl(st, rs, snap)
     if entry is not None:
         job.entry, job.step = entry, "doubt_run"
@@ -150,9 +162,12 @@ def _positioned(st: State, rs: ReplicaState, job: OpenJob) -> None:
 
 
 def _finish(st: State, rs: ReplicaState) -> None:
-    rs.pending = None
     rs.phase = Phase.OPEN
-    leader.resolve_doubt(st, rs, rs.applied_ts)
+    job = rs.pending
+    rs.pending = None
+    leader.resolve_doubt(st, rs, job.present if isinstance(job, OpenJob) else frozenset())
+    if rs.id == st.leader_id:
+        st.new_term()
     if not rs.connected:
         rs.connected = True
         st.rerank()

@@ -46,6 +46,8 @@ def mark_down(st: State, rs: ReplicaState, why: str) -> None:
     rs.pending = None
     rs.rollback = None
     rs.retry_at = st.now + st.cfg.retry_interval_s
+    if rs.id == st.leader_id:
+        st.new_term()
     if rs.connected:
         rs.connected = False
         st.rerank()
@@ -54,6 +56,8 @@ def mark_down(st: State, rs: ReplicaState, why: str) -> None:
 def diverge(st: State, rs: ReplicaState, errno: int, message: str) -> None:
     """The replica failed an entry the leader executed: out of quorum and reads, rebuilt."""
     rs.diverged = True
+    if rs.id == st.leader_id:
+        st.new_term()
     rs.last_error = f"diverged: ({errno}) {message}"
     rs.phase = Phase.CLOSED  # a fresh connection: the server rolls back the open transaction
     rs.pending = None

@@ -121,6 +121,8 @@ def _failed(st: State, rs: ReplicaState, why: str) -> None:
     rs.pending = None
     rs.rebuilding, rs.rebuild_progress = False, None
     rs.needs_rebuild = True
+    if rs.id == st.leader_id:
+        st.new_term()
     st.emit("rebuild_failed", f"rebuild of {rs.name} failed: {why}; will retry", replica=rs.id, error=why)
 
 

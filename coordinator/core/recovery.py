@@ -130,6 +130,7 @@ def _adopt(st: State, plan: Plan, entries: list[Entry]) -> None:
     entries = [e for e in entries if floor < e.ts <= highest]
     st.epoch = plan.epoch
     st.leader_id = plan.leader
+    st.new_term()
     st.alloc = TimestampAllocator.recovered(highest, max(s.ts_mark for s in plan.probes.values()),
                                             st.cfg.timestamp_window)
     st.log.reset(last_ts=floor, floor_epoch=floor_epoch)

@@ -80,10 +80,12 @@ class ReplicaState:
 
 @dataclass
 class InDoubt:
-    """The leader's last commit round trip broke: did it commit? Read its state to know."""
+    """The leader's last commit round trip broke: did it commit? Its log says, when the
+    connection reopens (``Open.check_ts``)."""
 
     entries: list[Entry]
     reqs: list[WriteRequest]
+    commit: Any = None  # its sequencer.PendingCommit
 
 
 @dataclass
@@ -115,6 +117,16 @@ class State:
     marks: deque[tuple[int, int]] = field(default_factory=deque)  # (entry ts, mark) awaiting commit
     batch: Any = None  # the leader batch in flight (leader.LeaderBatch)
     in_doubt: InDoubt | None = None
+    # Commits with their timestamps, waiting for their COMMIT or a lower one (sequencer.PendingCommit)
+    commits: deque[Any] = field(default_factory=deque)
+    lanes: dict[int, Any] = field(default_factory=dict)  # interactive commits in progress (lanes.Lane)
+    # rid -> (timestamps, server threads) of commits a failover took from it unsettled: if its
+    # log holds any of them when it next opens (those threads ended first), it is errant.
+    drained: dict[str, tuple[frozenset[int], tuple[int, ...]]] = field(default_factory=dict)
+    # Raised whenever the leader's connection is lost or (re)verified and when the leader
+    # changes: an interactive transaction must begin and commit within one term, on a leader
+    # whose state was verified all along (``lanes``).
+    leader_term: int = 0
     failed_ddl: set[int] = field(default_factory=set)  # DDL markers whose statement failed on the leader
     failover: Any = None  # the failover plan in progress (failover.Plan)
     failover_retry: tuple[float, str, str, bool] | None = None  # (when, leader, why, force) of a failed auto plan
@@ -157,6 +169,9 @@ class State:
     @property
     def leader(self) -> ReplicaState:
         return self.replicas[self.leader_id]
+
+    def new_term(self) -> None:
+        self.leader_term += 1
 
     def rerank(self) -> None:
         followers = [rid for rid in self.replicas if rid != self.leader_id]

@@ -30,6 +30,12 @@ class TimestampAllocator:
         self.last += count
         return range(first, self.last + 1), self._next_mark()
 
+    def take_one(self) -> int:
+        """One timestamp for an interactive transaction's entry, which carries it to a quorum
+        itself (like a batch's); it never carries a mark — the batches persist those."""
+        self.last += 1
+        return self.last
+
     def take_single(self, parity: int | None = None) -> int | None:
         """One value for a bare ``GET /timestamp`` (parity 1 = odd, 0 = even).
 

@@ -115,6 +115,12 @@ class WriteQueue:
         self.pending.append(req)
         return req
 
+    def track(self, req: WriteRequest) -> None:
+        """A write that is already executed (an interactive transaction at its COMMIT): counted
+        in flight and answered at its deadline like any other, but never queued or batched."""
+        self.inflight += 1
+        self.pending.append(req)
+
     def _remember(self, req: WriteRequest) -> None:
         self.by_request_id[req.request_id] = req
         excess = len(self.by_request_id) - self.memory

@@ -142,6 +142,14 @@ async def sessions(request: web.Request) -> web.Response:
                           "mysql": front.stats() if front is not None else None})
 
 
+async def transactions(request: web.Request) -> web.Response:
+    """Open interactive transactions on the MySQL port (age, session, statements so far, pinned leader)."""
+    front = request.app[COORD].mysql
+    return json_response({"transactions": front.transactions.info() if front is not None else [],
+                          "pinned_connections": front.transactions.pinned if front is not None else 0,
+                          "max_pinned": request.app[COORD].cfg.transactions.max_pinned})
+
+
 async def kill_session(request: web.Request) -> web.Response:
     front = request.app[COORD].mysql
     try:
@@ -164,4 +172,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/admin/events", guard(events))
     app.router.add_post("/admin/reset", guard(reset))
     app.router.add_get("/admin/sessions", guard(sessions))
+    app.router.add_get("/admin/transactions", guard(transactions))
     app.router.add_post("/admin/sessions/{session_id}/kill", guard(kill_session))

@@ -58,23 +58,25 @@ class Prepared:
 
 class Backend:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, deprecate_eof: bool,
-                 version: str, thread_id: int) -> None:
+                 version: str, thread_id: int, found_rows: bool = False) -> None:
         self.reader, self.writer = reader, writer
         self.deprecate_eof = deprecate_eof
+        self.found_rows = found_rows  # OK packets count matched rows (CLIENT_FOUND_ROWS)
         self.version = version
         self.thread_id = thread_id
         self.broken = False
         self.key: tuple[str, bool] = ("", deprecate_eof)  # the pool it belongs to
 
     @classmethod
-    async def connect(cls, ep: mysqlio.Endpoint, database: str, deprecate_eof: bool, init: str = "") -> "Backend":
+    async def connect(cls, ep: mysqlio.Endpoint, database: str, deprecate_eof: bool, init: str = "",
+                      extra_caps: int = 0) -> "Backend":
         try:
             async with asyncio.timeout(ep.connect_timeout_s):
                 reader, writer = await asyncio.open_connection(ep.host, ep.port)
                 try:
                     seq, greeting = await _read(reader)
                     hs = parse_server_handshake(greeting)
-                    caps = CLIENT_CAPS | (c.CLIENT_DEPRECATE_EOF if deprecate_eof else 0)
+                    caps = CLIENT_CAPS | extra_caps | (c.CLIENT_DEPRECATE_EOF if deprecate_eof else 0)
                     resp = build_handshake_response(hs, ep.user, ep.password, database, caps)
                     writer.write(frame(seq + 1, resp)[0])
                     seq, answer = await _read(reader)
@@ -100,7 +102,8 @@ class Backend:
                               mysqlio.cause_of(exc)) from None
         except ValueError as exc:  # ProtocolError
             raise ReplicaDown(f"{ep.host}:{ep.port}: {exc}", Cause.IO) from None
-        return cls(reader, writer, bool(negotiated & c.CLIENT_DEPRECATE_EOF), hs.server_version, hs.connection_id)
+        return cls(reader, writer, bool(negotiated & c.CLIENT_DEPRECATE_EOF), hs.server_version, hs.connection_id,
+                   bool(negotiated & c.CLIENT_FOUND_ROWS))
 
     def close(self) -> None:
         self.broken = True
@@ -154,6 +157,20 @@ class Backend:
         result = await self._round(timeout_s, work)
         assert isinstance(result, Relayed)
         return result
+
+    async def query(self, sql: str, timeout_s: float) -> Relayed:
+        """One statement of our own (no client waiting on its packets); ERR raises ServerError."""
+        err: list[bytes] = []
+
+        def sink(pkt: bytes, last: bool) -> None:
+            if last and pkt[:1] == b"\xff":
+                err.append(pkt)
+
+        out = await self.relay(bytes([c.COM_QUERY]) + sql.encode("utf-8", "surrogateescape"), sink, timeout_s)
+        if err:
+            e = parse_err(err[0])
+            raise ServerError(e.errno, e.sqlstate, e.message)
+        return out
 
     async def relay_until_eof(self, command: bytes, sink: Callable[[bytes, bool], None], timeout_s: float) -> None:
         """COM_FIELD_LIST: column definitions until an EOF (or an ERR)."""

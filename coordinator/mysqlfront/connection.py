@@ -36,7 +36,8 @@ from ..mysqlproto.handshake import (
     verify_native,
 )
 from ..mysqlproto.results import err_packet, ok_packet
-from .handler import Failed, Handler
+from .errors import Answered, Failed
+from .handler import Handler
 from .session import Session
 
 log = structlog.get_logger("coordinator.mysqlfront")
@@ -238,6 +239,7 @@ class Connection(asyncio.Protocol):
                 h.use(payload[1:].decode("utf-8", "replace"))
                 self.send(ok_packet(0, 0, s.status()))
             elif cmd == c.COM_RESET_CONNECTION:
+                self.f.transactions.dropped(s)  # an open transaction is rolled back
                 s.reset(self.f.cfg.mysql_front.default_consistency)
                 self.send(ok_packet(0, 0, s.status()))
             elif cmd == c.COM_SET_OPTION:
@@ -255,6 +257,8 @@ class Connection(asyncio.Protocol):
         except Failed as exc:
             self.f.count("errors")
             self.send(err_packet(exc.errno, exc.message, exc.sqlstate))
+        except Answered:
+            pass  # the server's ERR was relayed already
         except (struct.error, IndexError, ProtocolError) as exc:
             self.fail(c.ER_MALFORMED_PACKET, f"Malformed communication packet: {exc}")
         finally:

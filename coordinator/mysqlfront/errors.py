@@ -16,6 +16,20 @@ from ..core.outcomes import ApiError
 from ..core.sqlscan import SqlRejected
 from ..mysqlproto import constants as c
 
+
+class Failed(Exception):
+    """A statement failed: answer ERR (errno, SQLSTATE, message) and stop the query."""
+
+    def __init__(self, errno: int, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.errno, self.sqlstate, self.message = errno, sqlstate, message
+
+
+class Answered(Exception):
+    """The server's ERR for a statement already went to the client: stop the query there
+    (a multi-statement query ends at its first error, as MySQL's does)."""
+
+
 ER_TABLEACCESS_DENIED = 1142
 ER_NOT_SUPPORTED_YET = 1235
 ER_ERROR_DURING_COMMIT = 1180

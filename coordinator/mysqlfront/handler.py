@@ -34,7 +34,9 @@ from ..mysqlproto.commands import parse_field_list
 from ..mysqlproto.errors import ProtocolError
 from ..mysqlproto.results import err_packet, ok_packet, text_resultset
 from . import errors as E
+from . import txnflow
 from .backend import ServerError
+from .errors import Answered, Failed
 from .relay import BinarySink, TextSink
 from .session import PreparedStatement, Session
 from .statements import Local, Refused, Sql, parse
@@ -43,15 +45,8 @@ log = structlog.get_logger("coordinator.mysqlfront")
 
 Send = Callable[[bytes], None]
 _KIND = {Kind.WRITE: EntryKind.WRITE, Kind.DDL: EntryKind.DDL}
+TXN_CONTROL = frozenset({"begin", "commit", "rollback", "autocommit", "savepoint", "rollback_to", "release"})
 VERSION_COMMENT = "quorum coordinator (Cabinet quorum replication over MariaDB)"
-
-
-class Failed(Exception):
-    """A statement failed: answer ERR (errno, SQLSTATE, message) and stop the query."""
-
-    def __init__(self, errno: int, sqlstate: str, message: str) -> None:
-        super().__init__(message)
-        self.errno, self.sqlstate, self.message = errno, sqlstate, message
 
 
 class Handler:
@@ -93,6 +88,8 @@ class Handler:
             except Failed as exc:
                 self._err(exc.errno, exc.sqlstate, exc.message)
                 return
+            except Answered:
+                return
 
     async def statement(self, text: str, more: bool) -> None:
         try:
@@ -103,7 +100,10 @@ class Handler:
             raise Failed(exc.errno, E.sqlstate(exc.errno), exc.message) from None
         if isinstance(parsed, Local):
             self.f.count("local")
-            self.local(parsed, more)
+            if parsed.what in TXN_CONTROL:
+                await txnflow.control(self, parsed, text, more)
+            else:
+                self.local(parsed, more)
             return
         await self.sql(parsed, text, more, binary=None)
 
@@ -113,27 +113,11 @@ class Handler:
         name = st.value if isinstance(st.value, str) else None  # a local read's column alias
         if what in ("set_names", "noop"):
             self._ok(more=more)
-        elif what == "autocommit":
-            assert isinstance(st.value, bool)
-            if st.value and s.in_trans:
-                s.in_trans = False  # SET autocommit=1 commits the open transaction (nothing was written)
-            s.autocommit = st.value
-            self._ok(more=more)
         elif what == "consistency":
             s.consistency = str(st.value)
             self._ok(more=more)
         elif what == "use":
             self.use(str(st.value))
-            self._ok(more=more)
-        elif what == "begin":
-            s.in_trans, s.read_only_trans = True, st.read_only
-            self._ok(more=more)
-        elif what in ("commit", "rollback"):
-            s.in_trans = s.read_only_trans = False
-            self._ok(more=more)
-        elif what in ("savepoint", "rollback_to", "release"):
-            if not s.in_trans and what != "savepoint":
-                raise Failed(1305, "42000", f"SAVEPOINT {st.value} does not exist")
             self._ok(more=more)
         elif what == "version_comment":
             self._rows([name or "@@version_comment"], [[VERSION_COMMENT]], more)
@@ -168,15 +152,12 @@ class Handler:
 
     async def sql(self, st: Sql, text: str, more: bool, binary: Any) -> None:
         kind = st.stmt.kind
-        s = self.s
+        if txnflow.active(self) and await txnflow.statement(self, st, text, more, binary):
+            return
         if kind is Kind.READ:
             self.f.count("reads")
             await self.read(st, text, more, binary)
             return
-        if s.in_trans or not s.autocommit:
-            raise Failed(*E.not_supported(
-                "writes inside a transaction (BEGIN, START TRANSACTION or autocommit=0) are not supported by this "
-                "coordinator yet: enable autocommit (SET autocommit=1) so each write commits on its own"))
         self.f.count("writes" if kind is Kind.WRITE else "ddl")
         try:
             out: WriteOutcome = await self.f.replicator.submit(_KIND[kind], (st.stmt.sql,))
@@ -234,7 +215,7 @@ class Handler:
 
             try:
                 m = self.f.cfg.mysql
-                await b.relay(command, forward, m.query_timeout_s + m.max_statement_time_s)
+                res = await b.relay(command, forward, m.query_timeout_s + m.max_statement_time_s)
             except ReplicaDown as exc:
                 if not started and attempt == 0:  # nothing sent to the client yet: once more, on the leader
                     target = self.f.replicator.leader_id
@@ -244,6 +225,9 @@ class Handler:
                 self.f.backends.release(b)
             s.warnings = ([("Warning", 1000, f"{sink.warnings} warning(s) on {target} (details are not kept)")]
                           if sink.warnings else [])
+            if res.kind == "err":  # the server's ERR went to the client: the query stops here
+                self.f.count("errors")
+                raise Answered()
             return
 
     # --- prepared statements ---
@@ -285,7 +269,10 @@ class Handler:
         except (ProtocolError, ValueError) as exc:
             raise Failed(c.ER_MALFORMED_PACKET, "HY000", f"malformed COM_STMT_EXECUTE: {exc}") from None
         if isinstance(ps.parsed, Local):
-            self.local(ps.parsed, False)
+            if ps.parsed.what in TXN_CONTROL:  # sysbench prepares BEGIN and COMMIT
+                await txnflow.control(self, ps.parsed, ps.sql, False)
+            else:
+                self.local(ps.parsed, False)
             return
         try:
             text = bind_qmarks(ps.sql, ps.qmarks, list(ex.values)) if ps.qmarks else ps.sql

@@ -23,9 +23,10 @@ from ..errors import ReplicaDown
 from ..mysqlproto.handshake import hash_from_mysql_string, native_hash
 from .backend import BackendPool, Prepared, ServerError
 from .connection import Connection
-from .handler import Failed
+from .errors import Failed
 from .relay import with_status
 from .session import Session
+from .txn import Transactions
 
 log = structlog.get_logger("coordinator.mysqlfront")
 
@@ -60,6 +61,7 @@ class MysqlFront:
         self.connections: dict[int, Connection] = {}
         self.counters: Counter[str] = Counter()
         self.started = time.monotonic()
+        self.transactions = Transactions(self)
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._warm: asyncio.Task[None] | None = None
@@ -77,6 +79,7 @@ class MysqlFront:
                                                 self.cfg.coordinator.host, self.cfg.ports.mysql, reuse_address=True,
                                                 backlog=backlog)
         self._warm = asyncio.create_task(self._learn_version(), name="mysql-version")
+        self.transactions.start()
 
     async def _learn_version(self) -> None:
         """The leader's server version, for the handshake banner (best effort, a few tries)."""
@@ -96,6 +99,7 @@ class MysqlFront:
             self._warm.cancel()
         for conn in list(self.connections.values()):
             conn.end(1053, "Server shutdown in progress")
+        self.transactions.stop()
         if self._server is not None:
             await self._server.wait_closed()
         self.backends.close()
@@ -113,6 +117,8 @@ class MysqlFront:
 
     def forget(self, conn: Connection) -> None:
         self.connections.pop(conn.id, None)
+        if conn.session is not None:
+            self.transactions.dropped(conn.session)
 
     def auth_failed(self, conn: Connection, user: str, with_password: bool) -> None:
         self.count("auth_failures")
@@ -148,7 +154,9 @@ class MysqlFront:
                 f"Opens: 0  Open tables: 0  Queries per second avg: {questions / up:.3f}")
 
     def stats(self) -> dict[str, Any]:
-        return {"port": self.cfg.ports.mysql, "connections": len(self.connections), **dict(self.counters)}
+        return {"port": self.cfg.ports.mysql, "connections": len(self.connections),
+                "open_transactions": len(self.transactions.open), "pinned_connections": self.transactions.pinned,
+                **dict(self.counters)}
 
     # --- what handlers need of the servers ---
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..mysqlproto import constants as c
 from ..mysqlproto.binary import StatementParams
@@ -50,6 +51,7 @@ class Session:
     last_active: float = field(default_factory=time.time)
     queries: int = 0
     command: str = "Sleep"  # what it is doing now (admin session list)
+    txn: Any = None  # the open transaction (txn.Txn), if any
 
     @property
     def found_rows(self) -> bool:
@@ -86,4 +88,5 @@ class Session:
                 "time_s": round(time.time() - self.last_active, 1), "connected_s": round(time.time() -
                                                                                        self.connected_at, 1),
                 "queries": self.queries, "autocommit": self.autocommit, "in_transaction": self.in_trans,
+                "transaction_statements": self.txn.statements if self.txn is not None else 0,
                 "consistency": self.consistency, "prepared": len(self.prepared)}

@@ -16,11 +16,14 @@ called after each step), so a transcript reads as "events in, Ready out". Comman
 ``propose h=1 sql=... [sql=...] [kind=write|txn|ddl|noop] [key=request-id] [timeout=5]``
 ``done RID RESULT ...``     the in-flight action of RID finished; RESULT is one of
     ``ok [latency=ms]`` · ``executed 1,7 1,8+1,0 [fail=I.J.ERRNO]`` (per request, statements
-    joined by ``+``) · ``opened epoch= applied= applied_epoch= [ddl=] [mark=] [floor=] [thread=]``
+    joined by ``+``) · ``opened epoch= applied= applied_epoch= [ddl=] [mark=] [floor=] [thread=] [present=TS,…]``
     · ``found EPOCH|none`` · ``peerlog floor=F TS:EPOCH ...`` · ``snapshot epoch= applied= applied_epoch=``
     · ``copied ROWS`` · ``down refused|timeout|io [peer]`` · ``sqlfailed ERRNO [peer]`` · ``fenced``
 ``control ID RESULT ...``   a control task finished: ``ok`` · ``snapshot ...`` · ``entries TS:EPOCH ...``
     · ``down CAUSE`` · ``sqlfailed ERRNO``
+``txn h=1 lane=7 sql=... [sql=...] [rid=LEADER] [term=CURRENT] [thread=70]``  an interactive COMMIT
+``lanedone LANE RESULT``    the lane's CommitTxn finished (``ok`` · ``down CAUSE`` · ``sqlfailed ERRNO`` · ``fenced``);
+    a control task's ``ok true|false`` answers a CheckCommitted
 ``poll RID ok [ms]|refused|timeout``   one health poll
 ``tick SECONDS``            time passes (a Tick is stepped)
 ``failover h=9 [target=r2] [planned=true|false] [expected=r1]``
@@ -44,6 +47,7 @@ from coordinator.core.messages import (
     Executed,
     FailoverRequest,
     FencedOut,
+    LaneDone,
     Ok,
     Opened,
     PeerLog,
@@ -53,6 +57,7 @@ from coordinator.core.messages import (
     SqlFailed,
     StatementFailure,
     Tick,
+    TxnCommit,
 )
 from coordinator.core.node import Core
 from coordinator.core.outcomes import ApiError, WriteOutcome
@@ -81,7 +86,8 @@ def _entries(e: tuple[Entry, ...] | list[Entry]) -> str:
 def show_action(a: A.ReplicaAction) -> str:
     name = type(a).__name__
     if isinstance(a, A.Open):
-        return f"{name} kill={a.kill_thread}"
+        check = f" check={','.join(map(str, a.check_ts))}" if a.check_ts else ""
+        return f"{name} kill={a.kill_thread}{check}"
     if isinstance(a, A.LeadExecute):
         items = " | ".join("; ".join(s) for s, _ in a.items)
         return f"{name}{' begin' if a.begin else ''} [{items}]"
@@ -117,6 +123,8 @@ def show_control(c: A.ControlTask) -> str:
         return f"{name} {c.rid} after={c.after} limit={c.limit}"
     if isinstance(c, A.SetReadOnly):
         return f"{name} {c.rid} {'on' if c.on else 'off'}"
+    if isinstance(c, A.CheckCommitted):
+        return f"{name} {c.rid} ts={c.ts} kill={c.thread_id}"
     return f"{name} {c.rid}"
 
 
@@ -152,6 +160,8 @@ class Driver:
     def ready(self) -> str:
         rd = self.c.ready()
         out = [f"action {a.rid} {show_action(a)}" for a in rd.actions]
+        out += [f"lane {a.lane} CommitTxn {a.rid} entry={a.entry.ts} epoch={a.epoch} "
+                f"[{'; '.join(s.sql for s in a.entry.statements)}]" for a in rd.lane_actions]
         out += [f"control {c.id} {show_control(c)}" for c in rd.control]
         out += [f"outcome h{h} {show_outcome(o)}" for h, o in rd.outcomes]
         out += [f"event {k}: {m}" for k, m, _ in rd.events]
@@ -214,6 +224,8 @@ class Driver:
         kind, rest = pos[0], pos[1:]
         peer = "peer" in rest
         if kind == "ok":
+            if rest and rest[0] in ("true", "false"):
+                return Ok(rest[0] == "true")
             return Ok(None, float(kw.get("latency", 1.0)))
         if kind == "executed":
             per = tuple(tuple(tuple(int(x) for x in st.split(",")) for st in req.split("+")) if req != "-" else ()
@@ -224,7 +236,8 @@ class Driver:
                 failed = StatementFailure(int(i), int(j), int(errno), kw.get("msg", f"error {errno}"))
             return Ok(Executed(per, failed), float(kw.get("latency", 1.0)))
         if kind == "opened":
-            return Ok(Opened(snapshot(kw), int(kw.get("thread", 99))))
+            present = frozenset(int(x) for x in kw["present"].split(",")) if kw.get("present") else frozenset()
+            return Ok(Opened(snapshot(kw), int(kw.get("thread", 99)), present))
         if kind == "snapshot":
             return Ok(snapshot(kw))
         if kind == "found":
@@ -249,6 +262,19 @@ class Driver:
         a = self.c.st.replicas[rid].inflight
         assert a is not None, f"{rid} has no action in flight"
         return self.step(Done(rid, a.seq, self._result(pos[1:], kw)))
+
+    def cmd_txn(self, pos: list[str], kw: dict[str, str], args: list[str]) -> str:
+        sqls = [a.split("=", 1)[1] for a in args if a.startswith("sql=")]
+        stmts = tuple((sql, 0, 1) for sql in sqls)
+        st = self.c.st
+        return self.step(TxnCommit(int(kw["h"]), int(kw["lane"]), kw.get("rid", st.leader_id),
+                                   int(kw.get("term", st.leader_term)), stmts, self._wall(), (11, 22),
+                                   int(kw.get("thread", 70))))
+
+    def cmd_lanedone(self, pos: list[str], kw: dict[str, str], _a: list[str]) -> str:
+        lane = self.c.st.lanes.get(int(pos[0]))
+        assert lane is not None, f"lane {pos[0]} has no commit in flight"
+        return self.step(LaneDone(lane.lane, lane.seq, self._result(pos[1:], kw)))
 
     def cmd_control(self, pos: list[str], kw: dict[str, str], _a: list[str]) -> str:
         return self.step(ControlDone(int(pos[0]), self._result(pos[1:], kw)))
@@ -278,6 +304,7 @@ class Driver:
                  f"{' fenced' if st.fenced else ''} commit={st.commit_ts} last={st.log.last_ts} "
                  f"queue={len(w.queue)} waiting={len(w.waiters)} unanswered={w.inflight}"
                  f"{' in-doubt=' + _entries(st.in_doubt.entries) if st.in_doubt else ''}"
+                 f"{' pending=' + ','.join(f'{p.first_ts}:{p.status}' for p in st.commits) if st.commits else ''}"
                  f"{' failover=' + st.failover.phase if st.failover else ''}"]
         for rid, rs in st.replicas.items():
             flags = [f for f in ("connected", "healthy", "diverged", "needs_rebuild", "rebuilding") if getattr(rs, f)]

@@ -10,19 +10,25 @@ duration of one run (``planted``) and undone afterwards:
 - ``reuse_ts_after_restart``: after a restart timestamps resume above the least advanced
   replica instead of the persisted mark;
 - ``skip_catchup``: a failover elects a replica without letting it apply what it lacks;
-- ``no_fencing``: the fake replicas ignore the epoch check (a world bug, not a core one).
+- ``no_fencing``: the fake replicas ignore the epoch check (a world bug, not a core one);
+- ``lane_ignores_term``: an interactive transaction commits whatever leader term it began
+  in (one begun on a leader that was behind, or whose connection was reset, commits);
+- ``doubt_by_position``: the leader's in-doubt batch is resolved by its applied position
+  (as before interactive transactions), which their out-of-order COMMITs raise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from coordinator.core import cabinet, commit, failover, recovery, state
+from coordinator.core import cabinet, commit, failover, lanes, leader, recovery, state
 from coordinator.core.timestamps import TimestampAllocator
 
-BUGS = ("commit_counts_errant", "ack_before_quorum", "reuse_ts_after_restart", "skip_catchup", "no_fencing")
+BUGS = ("commit_counts_errant", "ack_before_quorum", "reuse_ts_after_restart", "skip_catchup", "no_fencing",
+        "lane_ignores_term", "doubt_by_position")
 
 
 def _counts_errant(self: Any) -> bool:
@@ -49,6 +55,25 @@ def _check_without_catchup(st: Any) -> None:
 
 
 _original_check = failover.check
+_original_term = lanes.term
+_original_resolve = leader.resolve_doubt
+
+
+def _any_term(st: Any) -> int | None:
+    return st.leader_term if _original_term(st) is None else _original_term(st)
+
+
+def _refusal_any_term(st: Any, ev: Any) -> str | None:
+    return _original_refusal(st, dataclasses.replace(ev, term=lanes.term(st)))
+
+
+_original_refusal = lanes._refusal
+
+
+def _resolve_by_position(st: Any, rs: Any, present: frozenset[int]) -> None:
+    d = st.in_doubt
+    held = frozenset(e.ts for e in d.entries) if d is not None and rs.applied_ts >= d.entries[-1].ts else frozenset()
+    _original_resolve(st, rs, held)
 
 
 @contextlib.contextmanager
@@ -65,6 +90,11 @@ def planted(bugs: frozenset[str] | set[str]) -> Iterator[None]:
             mp(recovery, "TimestampAllocator", _ReuseAllocator)
         if "skip_catchup" in bugs:
             mp(failover, "check", _check_without_catchup)
+        if "lane_ignores_term" in bugs:
+            mp(lanes, "term", _any_term)
+            mp(lanes, "_refusal", _refusal_any_term)
+        if "doubt_by_position" in bugs:
+            mp(leader, "resolve_doubt", _resolve_by_position)
         yield
 
 

@@ -22,6 +22,7 @@ from coordinator.core.messages import (
     Down,
     Executed,
     FencedOut,
+    LaneDone,
     Ok,
     Opened,
     PeerLog,
@@ -31,6 +32,7 @@ from coordinator.core.messages import (
     SqlFailed,
     StatementFailure,
     Tick,
+    TxnCommit,
 )
 from coordinator.core.node import Core
 from coordinator.core.outcomes import ApiError, WriteOutcome
@@ -68,6 +70,17 @@ class SimShell:
         self._seen_last = 0
         self._seen_leader = ""
         self._recovering = True
+        # Every entry the core appends to its log, as appended: a release of many commits at
+        # once (a slow lane settling) may be trimmed from the in-memory tail in the same step.
+        self._appended: list[Any] = []
+        log = self.core.st.log
+        plain_append = log.append
+
+        def append(batch: list[Any]) -> None:
+            plain_append(batch)
+            self._appended.extend(batch)
+
+        log.append = append  # type: ignore[method-assign]
 
     # --- views for the checker ---
     @property
@@ -120,10 +133,14 @@ class SimShell:
     def _carry_out(self) -> None:
         rd = self.core.ready()
         self._observe()
+        created = [e for a in rd.actions if isinstance(a, A.LeadCommit) for e in a.entries]
+        created += [a.entry for a in rd.lane_actions]
+        if created:
+            self.w.checker.on_entries_created(self, sorted(created, key=lambda e: e.ts))
         for a in rd.actions:
-            if isinstance(a, A.LeadCommit) and a.entries:
-                self.w.checker.on_entries_created(self, list(a.entries))
             self._action(a)
+        for la in rd.lane_actions:
+            self._lane_commit(la)
         for task in rd.control:
             self._control(task)
         for handle, outcome in rd.outcomes:
@@ -148,9 +165,10 @@ class SimShell:
             self._seen_leader = st.leader_id  # it leads once it holds the whole log (checked at its commits)
             return
         if st.log.last_ts > self._seen_last:
-            new = [e for e in st.log.entries if e.ts > self._seen_last]
+            new = [e for e in self._appended if e.ts > self._seen_last]
             self.w.checker.on_logged(self, new)
             self._seen_last = st.log.last_ts
+        self._appended.clear()
         if st.commit_ts > self._seen_commit:
             self.w.checker.on_commit(self, self._seen_commit, st.commit_ts)
             self._seen_commit = st.commit_ts
@@ -175,6 +193,30 @@ class SimShell:
         self.reqs[req.wid] = req
         self.step(Propose(req.wid, EntryKind.WRITE, (req.payload,), (0, 0)))
 
+    def submit_txn(self, req: WriteReq) -> None:
+        """An interactive transaction: its statements on a connection of its own to the leader
+        of the moment, then COMMIT through the core (which refuses it if the leader changed)."""
+        self.reqs[req.wid] = req
+        rid, term, lane = self.leader_id, self.core.lane_term(), req.wid
+        if term is None:  # no leader to begin on now: the client's BEGIN fails at once
+            self._outcome(req.wid, ApiError(503, "txn_aborted", "no verified leader to begin on"))
+            return
+
+        def ran(res: tuple[Any, ...]) -> None:
+            if res[0] != "ok":  # the connection failed mid-transaction: rolled back, the client told
+                self._outcome(req.wid, ApiError(503, "txn_aborted", f"lost the leader connection ({res[0]})"))
+                return
+            self.step(TxnCommit(req.wid, lane, rid, term, ((req.payload, 0, 1),), self.sim.now * 1000, (0, 0),
+                                lane))
+
+        self.call(rid, f"lane{lane}", "lane_exec", (), self.cfg.query_timeout_ms, ran)
+
+    def _lane_commit(self, a: A.CommitTxn) -> None:
+        def done(res: tuple[Any, ...]) -> None:
+            self.step(LaneDone(a.lane, a.seq, Ok() if res[0] == "ok" else _failure(res)))
+
+        self.call(a.rid, f"lane{a.lane}", "lane_commit", (a.epoch, a.entry), self.cfg.query_timeout_ms, done)
+
     def _outcome(self, handle: int, outcome: Any) -> None:
         req = self.reqs.pop(handle, None)
         if req is None or req.done:
@@ -187,6 +229,9 @@ class SimShell:
             req.outcome = f"{outcome.status} {outcome.code}"
             if outcome.code == "duplicate_key":
                 self.w.stats["refused"] += 1
+            if outcome.code == "txn_aborted" and req.payload.startswith("t"):
+                self.call(self.leader_id, f"lane{req.wid}", "lane_rollback", (), self.cfg.query_timeout_ms,
+                          lambda res: None)
 
     # --- health polls (monitor.py) ---
     def _poll(self, rid: str) -> None:
@@ -226,7 +271,8 @@ class SimShell:
     def _action(self, a: A.ReplicaAction) -> None:
         rid = a.rid
         if isinstance(a, A.Open):
-            self._worker(a, "open", (), lambda res: Ok(Opened(res[1], res[2])))
+            ended = tuple(f"lane{t}" for t in a.end_threads)
+            self._worker(a, "open", (a.check_ts, ended), lambda res: Ok(Opened(res[1], res[2], res[3])))
         elif isinstance(a, A.Close):
             self.gen[rid] += 1
             self.at(0, self.step, Done(rid, a.seq, Ok()))
@@ -297,6 +343,8 @@ class SimShell:
             self._aux(task.rid, "ping", (), reply(lambda r: Ok()), int(task.timeout_s * 1000))
         elif isinstance(task, A.SetReadOnly):
             self._aux(task.rid, "ping", (), reply(lambda r: Ok()), READ_ONLY_TIMEOUT_MS)
+        elif isinstance(task, A.CheckCommitted):
+            self._aux(task.rid, "check_committed", (task.ts, f"lane{task.thread_id}"), reply(lambda r: Ok(r[1])))
 
 
 def _executed(res: tuple[Any, ...]) -> Result:

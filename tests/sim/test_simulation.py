@@ -83,18 +83,21 @@ def test_replay_seed_from_env() -> None:
 
 
 @pytest.mark.parametrize(
-    ("bug", "n", "t", "mode", "seeds"),
+    ("bug", "n", "t", "mode", "seeds", "p_txn"),
     [
-        ("ack_before_quorum", 3, 1, "cabinet", 20),
-        ("ack_before_quorum", 5, 2, "majority", 20),
-        ("reuse_ts_after_restart", 3, 1, "cabinet", 20),
-        ("skip_catchup", 5, 2, "cabinet", 60),
-        # the old shell's bug; the CI's n3-t1-cabinet seeds cover this range
-        ("commit_counts_errant", 3, 1, "cabinet", SEEDS),
+        ("ack_before_quorum", 3, 1, "cabinet", 20, 0.3),
+        ("ack_before_quorum", 5, 2, "majority", 20, 0.3),
+        ("reuse_ts_after_restart", 3, 1, "cabinet", 20, 0.3),
+        ("skip_catchup", 5, 2, "cabinet", 60, 0.3),
+        # the old shell's bug, with the workload of plain writes it was found with (seed 112)
+        ("commit_counts_errant", 3, 1, "cabinet", SEEDS, 0.0),
+        # interactive transactions: begun on an unverified leader; in doubt judged by position
+        ("lane_ignores_term", 3, 1, "cabinet", 20, 0.3),
+        ("doubt_by_position", 3, 1, "cabinet", 20, 0.3),
     ],
 )
-def test_simulation_finds_a_planted_bug(bug: str, n: int, t: int, mode: str, seeds: int) -> None:
-    cfg = SimConfig(n=n, t=t, mode=mode, steps=300, bugs=frozenset({bug}))
+def test_simulation_finds_a_planted_bug(bug: str, n: int, t: int, mode: str, seeds: int, p_txn: float) -> None:
+    cfg = SimConfig(n=n, t=t, mode=mode, steps=300, bugs=frozenset({bug}), p_txn=p_txn)
     for seed in range(seeds):
         res = run_seed(seed, cfg)
         if res.violation is not None:

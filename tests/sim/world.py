@@ -46,6 +46,7 @@ class FakeReplica:
         self.boot = 0
         self.inbox: list[Request] = []
         self.conns: dict[tuple[int, str], tuple[int, int]] = {}
+        self.lanes: dict[tuple[int, str], int] = {}  # open interactive transactions: (inc, channel) -> boot
         self.threads = 0
         self.crash_after_lead = False  # nemesis: die right after committing a leader batch
 
@@ -64,6 +65,7 @@ class FakeReplica:
     def kill(self) -> None:
         self.up, self.paused, self.inbox = False, False, []
         self.conns.clear()
+        self.lanes.clear()
 
     def restart(self) -> None:
         self.up = True
@@ -105,14 +107,22 @@ class FakeReplica:
     def _fenced(self, epoch: int) -> bool:
         return self.epoch > epoch and "no_fencing" not in self.world.cfg.bugs
 
-    def _append(self, epoch: int, entries: tuple[Entry, ...] | list[Entry]) -> tuple[Any, ...] | None:
+    def _append(self, epoch: int, entries: tuple[Entry, ...] | list[Entry], in_order: bool = True
+                ) -> tuple[Any, ...] | None:
+        """One transaction adding log rows. A follower applies in order; on the leader the batch
+        and interactive transactions commit out of timestamp order (``in_order=False``): a
+        row goes where its timestamp belongs, and only a duplicate key is refused."""
         if self._fenced(epoch):
             return ("fenced", self.epoch)  # CHECK (epoch_seen = epoch) trips
-        if entries[0].ts <= self.applied_ts or any(a.ts >= b.ts for a, b in zip(entries, entries[1:])):
+        if any(a.ts >= b.ts for a, b in zip(entries, entries[1:])) or (
+                entries[0].ts <= self.applied_ts if in_order else any(e.ts in self.index for e in entries)):
             return ("stmt_error", 1062, f"duplicate log key {entries[0].ts} (applied {self.applied_ts})")
         mark = next((e.mark for e in reversed(entries) if e.mark), None)
         recs = [(e.ts, e.epoch, payload_of(e), e.mark) for e in entries]
-        self.log = self.log + recs
+        if not self.log or recs[0][0] > self.log[-1][0]:
+            self.log = self.log + recs
+        else:
+            self.log = sorted(self.log + recs)
         for r in recs:
             self.index[r[0]] = r
         self.version += 1
@@ -121,9 +131,11 @@ class FakeReplica:
             self.ts_mark = mark
         return ("ok",)
 
-    def op_open(self, req: Request) -> tuple[Any, ...]:
+    def op_open(self, req: Request, check: tuple[int, ...] = (), ended: tuple[str, ...] = ()) -> tuple[Any, ...]:
+        for channel in ended:  # KILL those connections first: their COMMITs can no longer land
+            self.lanes.pop((req.inc, channel), None)
         self.threads += 1
-        return ("ok", self.snapshot(), self.threads)
+        return ("ok", self.snapshot(), self.threads, frozenset(ts for ts in check if ts in self.index))
 
     def op_ping(self, req: Request) -> tuple[Any, ...]:
         return ("ok",)
@@ -147,14 +159,37 @@ class FakeReplica:
         """The leader's commit: log rows + state row of the open transaction."""
         if not entries:
             return ("ok",)
-        res = self._append(epoch, entries)
+        return self._lead_commit(req, epoch, list(entries))
+
+    def _lead_commit(self, req: Request, epoch: int, entries: list[Entry]) -> tuple[Any, ...] | None:
+        res = self._append(epoch, entries, in_order=False)
         if res == ("ok",):
-            self.world.checker.on_lead_commit(self, req.inc, epoch, list(entries))
+            self.world.checker.on_lead_commit(self, req.inc, epoch, entries)
             if self.crash_after_lead:
                 self.crash_after_lead = False
                 self.world.nemesis_kill(self, "crashed right after committing a leader batch")
                 return None
         return res
+
+    def op_lane_exec(self, req: Request) -> tuple[Any, ...]:
+        """An interactive transaction's statements on its own connection (effects kept until COMMIT)."""
+        self.lanes[(req.inc, req.channel)] = self.boot
+        return ("ok",)
+
+    def op_lane_commit(self, req: Request, epoch: int, entry: Entry) -> tuple[Any, ...] | None:
+        """Its log row and COMMIT — only on the connection that ran it, if that still exists."""
+        if self.lanes.pop((req.inc, req.channel), None) != self.boot:
+            return None  # the connection is gone (killed, server restarted): nothing commits, no answer
+        return self._lead_commit(req, epoch, [entry])
+
+    def op_lane_rollback(self, req: Request) -> tuple[Any, ...]:
+        self.lanes.pop((req.inc, req.channel), None)
+        return ("ok",)
+
+    def op_check_committed(self, req: Request, ts: int, channel: str) -> tuple[Any, ...]:
+        """End the transaction's connection first, then look: a late COMMIT can no longer land."""
+        self.lanes.pop((req.inc, channel), None)
+        return ("ok", ts in self.index)
 
     def op_apply(self, req: Request, epoch: int, entries: tuple[Entry, ...]) -> tuple[Any, ...] | None:
         return self._append(epoch, entries)
@@ -228,7 +263,8 @@ class World:
         self.faulty: dict[str, str] = {}  # rid -> kind ("killed", "paused", "partitioned", "delayed", "armed")
         self.next_wid = 0
         self.requests: list[WriteReq] = []
-        self.stats = {"writes": 0, "acked": 0, "refused": 0, "deadlocks": 0, "faults": 0, "coord_crashes": 0}
+        self.stats = {"writes": 0, "txns": 0, "acked": 0, "refused": 0, "deadlocks": 0, "faults": 0,
+                      "coord_crashes": 0}
         self.sim.log(f"seed {seed}: n={cfg.n} t={cfg.t} mode={cfg.mode} memory_log={self.memory_log_entries} "
                      f"window={self.window} drop_p={drop_p}")
         self._start_coordinator()
@@ -337,7 +373,15 @@ class World:
     # client
     def client_write(self) -> None:
         self.next_wid += 1
-        bad = self.sim.rng.random() < self.cfg.p_bad_write
+        rng = self.sim.rng
+        if self.cfg.p_txn and rng.random() < self.cfg.p_txn:  # an interactive transaction (BEGIN … COMMIT)
+            req = WriteReq(self.next_wid, f"t{self.next_wid}")
+            if self.coord is not None:
+                self.coord.submit_txn(req)
+                self.requests.append(req)
+                self.stats["txns"] += 1
+            return
+        bad = rng.random() < self.cfg.p_bad_write
         req = WriteReq(self.next_wid, f"{'x' if bad else 'w'}{self.next_wid}")
         if self.coord is not None:
             self.coord.submit(req)
