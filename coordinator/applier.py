@@ -196,6 +196,9 @@ class Applier:
         for owner, res in zip(owners, results):
             if owner is not None and owner[1] >= 0:
                 per[owner[0]].append(res)
+            elif owner is not None and owner[1] == batchsql.INSERT_ID_OF_PREVIOUS and per[owner[0]] and res[4]:
+                prev = per[owner[0]][-1]  # INSERT … RETURNING: its first generated id, read back
+                per[owner[0]][-1] = (prev[0], int(res[4][1][0][0] or 0)) + tuple(prev[2:])
         return Ok(Executed(tuple(tuple(r) for r in per), failed), (time.perf_counter() - started) * 1000)
 
     async def _commit(self, a: A.LeadCommit) -> Result:
@@ -218,10 +221,11 @@ class Applier:
 
     async def _alone_run(self, a: A.AloneRun) -> Result:
         started = time.perf_counter()
+        limit = f"SET STATEMENT lock_wait_timeout={a.lock_wait_s:g} FOR " if a.lock_wait_s else ""
         for st in a.entry.statements:
             try:
-                await mysqlio.run(self.conn, f"SET timestamp={batchsql.sql_time(a.entry.time_us)};\n{st.sql}",
-                                  self.max_stmt + self.t)
+                await mysqlio.run(self.conn, f"SET timestamp={batchsql.sql_time(a.entry.time_us)};\n{limit}{st.sql}",
+                                  self.max_stmt + self.t + a.lock_wait_s)
             except StatementError as exc:
                 if exc.errno not in a.tolerate:
                     raise

@@ -9,6 +9,7 @@ AUTO_INCREMENT, ``NOW()`` and ``RAND()`` give the leader's values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -252,6 +253,11 @@ def uses_rand_entry(e: Entry) -> bool:
 Owner = tuple[int, int] | None  # (request index, statement index) or None for our own statements
 
 
+# An owner's statement index meaning "this result is the insert id of the statement before".
+INSERT_ID_OF_PREVIOUS = -2
+_RETURNING = re.compile(r"\bRETURNING\b", re.I)
+
+
 def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_us: int | None,
                    begin: bool, max_statement_s: float = 0.0) -> tuple[str, list[Owner]]:
     """First round trip of a leader batch: the clients' statements inside an open
@@ -269,7 +275,11 @@ def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_
     if time_us is not None:
         parts.append(f"SET timestamp={sql_time(time_us)}")
         owners.append(None)
-    limit = f"SET STATEMENT max_statement_time={max_statement_s:g} FOR " if max_statement_s else ""
+    # Never wait for a row lock: one held by an interactive transaction would stall the whole
+    # batch (every other client's writes) for the lock wait. 1205 comes back at once and the core
+    # runs that write alone on a lane of its own (core.lanes.park).
+    limit = "SET STATEMENT innodb_lock_wait_timeout=0" + (
+        f", max_statement_time={max_statement_s:g} FOR " if max_statement_s else " FOR ")
     for i, (stmts, seeds) in enumerate(items):
         if any(uses_rand(s) for s in stmts):
             parts.append(f"SET rand_seed1={seeds[0]}, rand_seed2={seeds[1]}")
@@ -278,9 +288,28 @@ def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_
             parts.append(f"SAVEPOINT r{i}")
             owners.append((i, -1))
         for j, s in enumerate(stmts):
+            returning = _RETURNING.search(s) is not None
+            if returning:  # a result set carries no insert id: read it back (its first generated id)
+                parts.append("SELECT LAST_INSERT_ID(0)")
+                owners.append(None)
             parts.append(limit + s)
             owners.append((i, j))
+            if returning:
+                parts.append("SELECT LAST_INSERT_ID()")
+                owners.append((i, INSERT_ID_OF_PREVIOUS))
     return ";\n".join(parts), owners
+
+
+def parked_run(statements: Sequence[str], seeds: tuple[int, int], time_us: int, lock_wait_s: int,
+               max_statement_s: float = 0.0) -> str:
+    """A parked write on its own leader connection: BEGIN, its clock and seeds, its statements
+    (waiting up to ``lock_wait_s`` for row locks); the transaction stays open for its commit."""
+    parts = ["BEGIN", f"SET timestamp={sql_time(time_us)}"]
+    if any(uses_rand(s) for s in statements):
+        parts.append(f"SET rand_seed1={seeds[0]}, rand_seed2={seeds[1]}")
+    limit = f"SET STATEMENT innodb_lock_wait_timeout={int(lock_wait_s)}" + (
+        f", max_statement_time={max_statement_s:g} FOR " if max_statement_s else " FOR ")
+    return ";\n".join(parts + [limit + s for s in statements])
 
 
 def txn_commit(schema: str, epoch: int, entry: Entry) -> str:

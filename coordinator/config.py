@@ -77,6 +77,7 @@ class TransactionsSection:
     idle_timeout_s: float = 30.0  # an open transaction idle this long is rolled back and its session closed
     max_pinned: int = 256  # leader connections pinned by open transactions; beyond it ERR 1040
     lock_wait_timeout_s: int = 50  # innodb_lock_wait_timeout on pinned connections (MySQL's default)
+    ddl_lock_wait_s: int = 2  # a DDL waiting on an open transaction's (metadata) lock fails after this (1205)
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"config keys 'mysql_front.login_timeout_s' and 'backend_pool_size' in {file} must be "
                           "positive")
     tx = cfg.transactions
-    if tx.idle_timeout_s <= 0 or tx.max_pinned < 1 or tx.lock_wait_timeout_s < 1:
+    if tx.idle_timeout_s <= 0 or tx.max_pinned < 1 or tx.lock_wait_timeout_s < 1 or tx.ddl_lock_wait_s < 1:
         raise ConfigError(f"config keys of [transactions] in {file} must be positive")
     if cfg.mysql_front.default_consistency not in ("strong", "session", "eventual"):
         raise ConfigError(f"config key 'mysql_front.default_consistency' in {file} must be strong, session or "

@@ -26,7 +26,7 @@ import structlog
 from . import mysqlio
 from .applier import Applier
 from .config import Config
-from .core.actions import CommitTxn, Ready
+from .core.actions import CommitTxn, LaneAction, LaneEnd, ParkedRun, Ready
 from .core.config import CoreConfig
 from .core.failover import FailoverOutcome
 from .core.messages import Cause, ControlDone, Down, Event, FailoverRequest, LaneDone, Propose, Result, Tick, TxnCommit
@@ -36,6 +36,7 @@ from .core.replog import EntryKind
 from .deadline import Budget, wait_until
 from .events import EventLog
 from .operations import Operations
+from .parked import ParkedLanes
 
 log = structlog.get_logger("coordinator.replicator")
 
@@ -62,6 +63,8 @@ class Replicator:
         self._rng = random.Random()
         # lane -> how to run its CommitTxn (the session's pinned connection), while it commits
         self._lane_runs: dict[int, Callable[[CommitTxn], Awaitable[Result]]] = {}
+        self.parked = ParkedLanes(self.endpoint, cfg.coordinator.database, self.schema, m.query_timeout_s,
+                                  m.max_statement_time_s, self.step)
 
     # --- driving the core ------------------------------------------------------------------
 
@@ -85,9 +88,17 @@ class Replicator:
         for level, what, fields in rd.logs:
             getattr(log, level)(what, **fields)
 
-    async def _lane(self, a: CommitTxn) -> None:
-        run = self._lane_runs.get(a.lane)
-        result = await run(a) if run is not None else Down(Cause.INTERNAL, f"lane {a.lane} has no connection")
+    async def _lane(self, a: LaneAction) -> None:
+        if isinstance(a, LaneEnd):
+            await self.parked.end(a)
+            return
+        if isinstance(a, ParkedRun):
+            result = await self.parked.run(a)
+        elif self.parked.owns(a.lane):
+            result = await self.parked.commit(a)
+        else:
+            run = self._lane_runs.get(a.lane)
+            result = await run(a) if run is not None else Down(Cause.INTERNAL, f"lane {a.lane} has no connection")
         self.step(LaneDone(a.lane, a.seq, result))
 
     async def _control(self, task: Any) -> None:
@@ -145,6 +156,7 @@ class Replicator:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.parked.close()
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_result(ApiError(503, "shutting_down", "the coordinator is shutting down; outcome unknown"))
@@ -163,6 +175,11 @@ class Replicator:
     def lane_term(self) -> int | None:
         """The leader term an interactive transaction may begin in now (None: no verified leader)."""
         return self.core.lane_term()
+
+    @property
+    def leader_term(self) -> int:
+        """The leader term as it stands (moves on every leader change or reconnection)."""
+        return self.core.st.leader_term
 
     async def commit_txn(self, lane: int, rid: str, term: int, statements: tuple[tuple[str, int, int], ...],
                          time_us: int, thread_id: int | None,

@@ -2,7 +2,7 @@
 """Side-by-side benchmark (README, "Performance"), every comparison measured in the same run on the same machine.
 
     .venv/bin/python scripts/bench.py                 # 64 and 256 clients, 10 s per figure, 5 failover trials
-    .venv/bin/python scripts/bench.py --quick         # CI-sized (~2 min)
+    .venv/bin/python scripts/bench.py --quick         # CI-sized (~3 min)
     .venv/bin/python scripts/bench.py --json out.json
 
 Parts (one table each):
@@ -17,7 +17,10 @@ Parts (one table each):
               aiohttp load), p50 and max over the trials;
 4. reads    — read latency through the gateway vs directly on a follower (one Python client, sequential);
 5. mysql    — the same C clients on both sides: mariadb-slap INSERTs and sysbench oltp_insert against the
-              semi-sync primary and the coordinator's MySQL port (scripts/benchmysql.py).
+              semi-sync primary and the coordinator's MySQL port (scripts/benchmysql.py); then transactions:
+              sysbench oltp_write_only / oltp_read_write on both sides (tps, p95, ignored errors/s), and
+              head-of-line figures on the coordinator (autocommit write p50/p99 with no open transaction,
+              with 8 open transactions locking other rows, and with 8 locking a row some writers need).
 
 It builds its own throwaway clusters (free ports, temp dir) and coordinators and removes them.
 """
@@ -51,7 +54,15 @@ from scripts.benchlib import (  # noqa: E402
     run_wrk,
     summary_ms,
 )
-from scripts.benchmysql import coordinator_mysql, print_mysql, semisync_sysbench  # noqa: E402
+from scripts.benchmysql import (  # noqa: E402
+    coordinator_mysql,
+    coordinator_oltp,
+    head_of_line,
+    mysql_failures,
+    print_mysql,
+    semisync_oltp,
+    semisync_sysbench,
+)
 
 BENCH_COLS = "(id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL)"
 SLAP_INSERT = "INSERT INTO bench (name, email) VALUES ('bench', 'slap@bench.local')"
@@ -154,7 +165,8 @@ async def http_latency(url: str, clients: int, duration: float, sql_text: str, p
 
 
 def semisync_part(tmp: Path, clients: list[int], duration: float, probe_clients: int, probe_s: float,
-                  result: dict[str, Any], with_sysbench: bool) -> dict[int, dict[str, Any]]:
+                  result: dict[str, Any], with_sysbench: bool, oltp_threads: list[int],
+                  oltp_s: float) -> dict[int, dict[str, Any]]:
     cl = new_cluster(tmp / "semisync", 4, SEMISYNC_ARGS)
     out: dict[int, dict[str, Any]] = {}
     try:
@@ -192,6 +204,7 @@ def semisync_part(tmp: Path, clients: list[int], duration: float, probe_clients:
             out[c] = r | {"client": "mariadb-slap"}
         if with_sysbench:
             result["semisync_sysbench"] = semisync_sysbench(ph, pp, "bench", clients, duration, say)
+            result["semisync_oltp"] = semisync_oltp(ph, pp, "bench", oltp_threads, oltp_s, say)
         say(f"==> native semi-sync: latency probe, {probe_clients} clients x {probe_s:g}s (Python asyncmy)")
         probe = asyncio.run(sql_latency(ph, pp, "bench", probe_clients, probe_s, SLAP_INSERT))
         say(f"    p50 {probe['p50_ms']:.2f} ms, p99 {probe['p99_ms']:.2f} ms, {probe['per_s']:.0f}/s")
@@ -462,16 +475,21 @@ def main() -> int:
     slowed_s = 2.0 if args.quick else max(3.0, args.duration / 2)
     probe_clients, probe_s = 16, (1.5 if args.quick else 5.0)
     reads_s = 1.0 if args.quick else 5.0
+    oltp_threads, oltp_s = ([16], 2.0) if args.quick else ([16, 64], min(args.duration, 10.0))
+    hol_clients, hol_s = 16, (3.0 if args.quick else 6.0)
     started = time.time()
     result: dict[str, Any] = {"env": env_summary(), "started": started, "quick": args.quick,
                               "command": " ".join(["scripts/bench.py", *sys.argv[1:]]),
-                              "settings": {"clients": clients, "duration_s": duration, "trials": trials}}
+                              "settings": {"clients": clients, "duration_s": duration, "trials": trials,
+                                           "oltp_threads": oltp_threads, "oltp_s": oltp_s,
+                                           "head_of_line_clients": hol_clients, "head_of_line_s": hol_s}}
     say(f"machine: {result['env']['cpus']} CPUs ({result['env']['cpu_model']}), {result['env']['mariadb']}; "
         f"load average at start {result['env']['load_avg_1m_at_start']}")
     tmp = Path(tempfile.mkdtemp(prefix="qc-bench-"))
     code = 0
     try:
-        semisync = (semisync_part(tmp, clients, duration, probe_clients, probe_s, result, "mysql" in parts)
+        semisync = (semisync_part(tmp, clients, duration, probe_clients, probe_s, result, "mysql" in parts,
+                                  oltp_threads, oltp_s)
                     if parts & {"writes", "mysql"} else {})
         cluster = new_cluster(tmp / "coord", 4)
         say("==> coordinator: starting a 4-node MariaDB cluster")
@@ -491,6 +509,11 @@ def main() -> int:
                     result["mysql"] = coordinator_mysql(
                         coord.ports["mysql"], "testdb", clients, duration, slap_for, semisync,
                         result.get("semisync_sysbench", {}), lambda q: replica_counts(cluster, q), say)
+                    result["mysql"]["oltp"] = coordinator_oltp(
+                        coord.ports["mysql"], "testdb", oltp_threads, oltp_s, result.get("semisync_oltp", {}),
+                        lambda q: replica_counts(cluster, q), say)
+                    result["mysql"]["head_of_line"] = head_of_line(coord.ports["mysql"], "testdb", coord.url,
+                                                                   hol_clients, hol_s, say)
                 if "reads" in parts:
                     result["reads"] = reads_part(coord.url, cluster, reads_s)
                 if "failover" in parts:
@@ -532,6 +555,7 @@ def main() -> int:
     bad = [r for r in result.get("writes", []) if r["coordinator"]["errors"] or not r["coordinator"]["per_s"]]
     bad += [r for r in result.get("mysql", {}).get("rows", [])
             if not r["slap"]["per_s"] or not r["sysbench"]["per_s"] or r["sysbench"]["errors"]]
+    bad += mysql_failures(result["mysql"]) if "mysql" in result else []
     return 1 if bad or code else 0
 
 

@@ -452,25 +452,27 @@ def test_leader_execute_owners() -> None:
     p = parts(sql)
     assert len(p) == len(owners)
     assert p[0] in TXN_START and owners[0] is None
+    nowait = "SET STATEMENT innodb_lock_wait_timeout=0 FOR "  # never wait for a row lock (core.lanes.park)
     assert list(zip(p, owners))[1:] == [
         ("SET timestamp=1700000000.000007", None),
-        ("INSERT INTO t VALUES (1)", (0, 0)),
+        (nowait + "INSERT INTO t VALUES (1)", (0, 0)),
         ("SET rand_seed1=7, rand_seed2=8", None),
         ("SAVEPOINT r1", (1, -1)),
-        ("UPDATE t SET a = 1", (1, 0)),
-        ("UPDATE t SET r = RAND()", (1, 1)),
-        ("DELETE FROM t WHERE id = 3", (2, 0)),
+        (nowait + "UPDATE t SET a = 1", (1, 0)),
+        (nowait + "UPDATE t SET r = RAND()", (1, 1)),
+        (nowait + "DELETE FROM t WHERE id = 3", (2, 0)),
         ("SAVEPOINT r3", (3, -1)),
-        ("INSERT INTO t VALUES (4)", (3, 0)),
-        ("INSERT INTO t VALUES (5)", (3, 1)),
-        ("INSERT INTO t VALUES (6)", (3, 2)),
+        (nowait + "INSERT INTO t VALUES (4)", (3, 0)),
+        (nowait + "INSERT INTO t VALUES (5)", (3, 1)),
+        (nowait + "INSERT INTO t VALUES (6)", (3, 2)),
     ]
     assert "COMMIT" not in p
 
 
 def test_leader_execute_without_begin_or_time() -> None:
-    sql, owners = leader_execute([(["UPDATE t SET a = 2"], (0, 0))], None, begin=False)
-    assert parts(sql) == ["UPDATE t SET a = 2"] and owners == [(0, 0)]
+    sql, owners = leader_execute([(["UPDATE t SET a = 2"], (0, 0))], None, begin=False, max_statement_s=30)
+    assert parts(sql) == ["SET STATEMENT innodb_lock_wait_timeout=0, max_statement_time=30 FOR UPDATE t SET a = 2"]
+    assert owners == [(0, 0)]
 
 
 @settings(max_examples=200, deadline=None)
@@ -483,7 +485,8 @@ def test_leader_execute_property(reqs: list[list[str]], begin: bool, time_us: in
     p = parts(sql) if sql else []
     assert len(p) == len(owners)
     # every client statement appears exactly once, owned by (request, index), in order
-    owned = [(o, s) for o, s in zip(owners, p) if o is not None and o[1] >= 0]
+    owned = [(o, s.removeprefix("SET STATEMENT innodb_lock_wait_timeout=0 FOR "))
+             for o, s in zip(owners, p) if o is not None and o[1] >= 0]
     assert owned == [((i, j), s) for i, r in enumerate(reqs) for j, s in enumerate(r)]
     for o, s in zip(owners, p):
         if o is None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 import aiohttp
 import orjson
+import pymysql
 import pytest
 
 from tests.conftest import Running, wait_for
@@ -90,6 +92,7 @@ async def test_stream_first_messages_have_the_documented_shape(fresh: Running) -
         assert isinstance(c["enabled"], bool) and isinstance(c["reason"], str)
         assert c["enabled"] or c["reason"]  # a disabled control always says why
     assert hello["controls"]["mode"]["enabled"] and hello["controls"]["reset"]["enabled"]
+    assert hello["controls"]["transactions"]["enabled"]  # the open-transactions panel may poll its endpoint
 
     # recent events come before the first snapshot, oldest first
     first_snap = kinds.index("snapshot")
@@ -176,6 +179,90 @@ async def test_open_streams_do_not_hold_up_shutdown(fresh: Running) -> None:
         assert isinstance(tail, bytes)
         resp.close()
     assert len(subs) == before
+
+
+# --- the open-transactions panel's endpoint, with real transactions on the MySQL port (PyMySQL in threads:
+# the coordinator serves from this test's event loop)
+
+
+def mysql_connect(run: Running) -> pymysql.connections.Connection:
+    return pymysql.connect(host="127.0.0.1", port=run.cfg.ports.mysql, user="root", password="", database="testdb",
+                           autocommit=True, connect_timeout=5, read_timeout=30, write_timeout=30)
+
+
+def run_sql(conn: pymysql.connections.Connection, *statements: str) -> None:
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+            cur.fetchall()
+
+
+async def open_transactions(run: Running) -> dict[str, Any]:
+    st, body = await run.get("/admin/transactions")
+    assert st == 200, body
+    return body
+
+
+async def test_transactions_endpoint_lists_an_open_transaction_until_commit(fresh: Running) -> None:
+    body = await open_transactions(fresh)
+    assert body["transactions"] == [] and body["pinned_connections"] == 0
+    assert body["max_pinned"] == fresh.cfg.transactions.max_pinned
+    assert body["idle_timeout_s"] == fresh.cfg.transactions.idle_timeout_s
+    conn = await asyncio.to_thread(mysql_connect, fresh)
+    try:
+        await asyncio.to_thread(run_sql, conn, "BEGIN",
+                                "INSERT INTO users (name, email) VALUES ('txn', 'dash-txn@example.com')")
+        await asyncio.sleep(0.3)
+        body = await open_transactions(fresh)
+        [t] = body["transactions"]
+        assert t["session"] == conn.thread_id()  # the connection id the client sees
+        assert t["user"] == "root" and t["host"]
+        assert t["statements"] == 1 and t["writes"] == 1 and not t["read_only"]
+        assert t["pinned_to"] == "replica-4" and t["pinned_name"] == "mysql-replica-4"
+        assert t["state"] == "idle" and t["command"] == "Sleep" and not t["committing"]
+        assert t["age_s"] >= 0.2
+        assert body["pinned_connections"] == 1
+        session = next(x for x in (await fresh.get("/admin/sessions"))[1]["sessions"] if x["id"] == t["session"])
+        assert session["in_transaction"] and session["transaction_statements"] == 1
+
+        await asyncio.to_thread(conn.commit)
+        body = await open_transactions(fresh)
+        assert body["transactions"] == [] and body["pinned_connections"] == 0
+    finally:
+        conn.close()
+    st, r = await fresh.post("/query", {"query": "SELECT COUNT(*) AS n FROM users WHERE email = 'dash-txn@example.com'"})
+    assert st == 200 and r["data"][0]["n"] == 1  # committed, through the quorum
+
+
+async def test_transactions_endpoint_shows_one_waiting_for_a_lock_as_running(fresh: Running) -> None:
+    st, w = await fresh.write("INSERT INTO users (name, email) VALUES ('lock', 'dash-lock@example.com')")
+    assert st == 200, w
+    holder, waiter = await asyncio.to_thread(mysql_connect, fresh), await asyncio.to_thread(mysql_connect, fresh)
+    lock = "SELECT id FROM users WHERE email = 'dash-lock@example.com' FOR UPDATE"
+    waiting: asyncio.Task[None] | None = None
+    try:
+        await asyncio.to_thread(run_sql, holder, "BEGIN", lock)
+        waiting = asyncio.create_task(asyncio.to_thread(run_sql, waiter, "BEGIN", lock))
+
+        async def blocked() -> bool:
+            txns = {t["session"]: t for t in (await open_transactions(fresh))["transactions"]}
+            return txns.get(waiter.thread_id(), {}).get("state") == "running"
+
+        await wait_for(blocked, 10, "the waiting transaction listed as running")
+        txns = {t["session"]: t for t in (await open_transactions(fresh))["transactions"]}
+        assert txns[holder.thread_id()]["state"] == "idle"
+        assert txns[waiter.thread_id()]["command"] == "Query"
+        assert (await open_transactions(fresh))["pinned_connections"] == 2
+        await asyncio.to_thread(holder.rollback)
+        await asyncio.wait_for(waiting, 10)  # the lock passed to the waiter
+        await asyncio.to_thread(waiter.rollback)
+        assert (await open_transactions(fresh))["transactions"] == []
+    finally:
+        holder.close()  # the server rolls back what it held: a waiter still blocked gets through
+        if waiting is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(waiting, 10)
+        waiter.close()
 
 
 def test_latency_quantiles_from_histogram_buckets() -> None:

@@ -3,6 +3,7 @@ on the local cluster. Screenshots go to ``artifacts/dashboard/``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -15,6 +16,7 @@ import pytest
 from devcluster.cluster import LocalCluster
 from tests.browser import ARGS, CHROMIUM, Page, async_playwright
 from tests.conftest import Running, wait_for
+from tests.test_dashboard import mysql_connect, run_sql
 
 pytestmark = pytest.mark.mariadb
 
@@ -154,6 +156,46 @@ async def test_run_load_moves_the_charts(dash: Running) -> None:
         assert br.errors == [], br.errors
     st, body = await dash.post("/query", {"query": "SELECT COUNT(*) AS n FROM dashboard_load"})
     assert st == 200 and body["data"][0]["n"] > 10
+
+
+async def test_open_transactions_panel_follows_a_real_transaction(dash: Running) -> None:
+    async with browser(dash.url(path="/")) as br:
+        page = br.page
+        panel, summary = page.locator("#txns"), page.locator("#txn-summary")
+        await page.wait_for_selector("#txns .empty")
+        assert "No open transactions" in await panel.inner_text()
+        await page.wait_for_function("document.querySelector('#txn-summary').textContent.startsWith('0 open')")
+        conn = await asyncio.to_thread(mysql_connect, dash)  # PyMySQL in a thread: the coordinator runs on this loop
+        try:
+            await asyncio.to_thread(run_sql, conn, "BEGIN",
+                                    "INSERT INTO users (name, email) VALUES ('Panel', 'panel-txn@example.com')")
+            sid = conn.thread_id()
+            row = page.locator(f'#txns tr[data-session="{sid}"]')
+            await row.wait_for(timeout=5000)
+            cells = [c.strip() for c in await row.locator("td").all_inner_texts()]
+            assert cells[0] == f"#{sid}"
+            assert cells[1].startswith("root")
+            assert cells[3].endswith("idle")  # state in words, not colour alone
+            assert cells[4].startswith("1") and "1 write" in cells[4]
+            assert cells[5] == "mysql-replica-4"
+            assert await row.get_attribute("data-state") == "idle"
+            text = await summary.inner_text()
+            assert text.startswith("1 open") and f"1 / {dash.cfg.transactions.max_pinned}" in text, text
+            # the age grows with each poll
+            await page.wait_for_function(
+                f"parseFloat(document.querySelector('#txns tr[data-session=\"{sid}\"]').cells[2].textContent) >= 1.5",
+                timeout=5000)
+            await br.shot("open-transaction")
+
+            await asyncio.to_thread(conn.commit)
+            await page.wait_for_selector("#txns .empty", timeout=5000)
+            assert await page.locator("#txns tr").count() == 0
+            await page.wait_for_function("document.querySelector('#txn-summary').textContent.startsWith('0 open')")
+        finally:
+            conn.close()
+        assert br.errors == [], br.errors
+    st, body = await dash.post("/query", {"query": "SELECT COUNT(*) AS n FROM users WHERE email = 'panel-txn@example.com'"})
+    assert st == 200 and body["data"][0]["n"] == 1
 
 
 async def test_killing_a_follower_from_the_page(dash: Running, cluster: LocalCluster) -> None:

@@ -130,6 +130,7 @@ class AloneRun:
     seq: int
     entry: Entry
     tolerate: frozenset[int]
+    lock_wait_s: float = 0.0  # the leader's fresh run: give up on a lock (metadata lock) after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,36 @@ class CommitTxn:
     entry: Entry
     epoch: int
 
+
+@dataclass(frozen=True, slots=True)
+class ParkedRun:
+    """An autocommit write that met a row lock held by an interactive transaction (errno 1205
+    at once in the batch, which runs with ``innodb_lock_wait_timeout=0``): run it on a leader
+    connection of its own (lane ``lane``), waiting for the lock while its client waits (then a
+    definite 1205), so the batch goes on without it. BEGIN, the statement clock and seeds, its
+    statements; the transaction stays open. The shell first steps ``LaneThread`` (the
+    connection's server thread), then the result as ``LaneDone``: ``Ok(Executed)`` (one
+    request), ``SqlFailed`` (rolled back), ``Down``."""
+
+    lane: int
+    seq: int
+    rid: str
+    statements: tuple[str, ...]
+    seeds: Seeds
+    time_us: int
+    lock_wait_s: int  # within the write's deadline: a lock not had by then is a definite 1205
+
+
+@dataclass(frozen=True, slots=True)
+class LaneEnd:
+    """Roll back and release lane ``lane``'s connection (a parked write that will not commit
+    there: the leader term moved while it ran). No result."""
+
+    lane: int
+    rid: str
+
+
+LaneAction = CommitTxn | ParkedRun | LaneEnd
 
 ReplicaAction = (Open | Close | LookupEntry | LeadExecute | LeadCommit | Rollback | ApplyBatch | AloneMark
                  | AloneRun | AloneFinish | AloneAbort | ReadPeer | RebuildBegin | RebuildCopy | RebuildAbort)
@@ -305,8 +336,8 @@ class Ready:
     replica has at most one action in flight)."""
 
     actions: list[ReplicaAction] = field(default_factory=list)
-    # At most one per lane (an interactive transaction's pinned leader connection).
-    lane_actions: list[CommitTxn] = field(default_factory=list)
+    # At most one per lane (an interactive transaction's pinned leader connection, or a parked write's).
+    lane_actions: list[LaneAction] = field(default_factory=list)
     # Control tasks may run concurrently with each other and with every replica action.
     control: list[ControlTask] = field(default_factory=list)
     # (handle, outcome) for client requests: a WriteOutcome, an ApiError, or for admin

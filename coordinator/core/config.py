@@ -43,6 +43,7 @@ class CoreConfig:
     proactive_margin: float = 0.3
     proactive_sustain_s: float = 10.0
     proactive_min_term_s: float = 60.0
+    ddl_lock_wait_s: float = 2.0  # a DDL waiting on an open transaction's lock gives up after this (1205)
 
     @property
     def n(self) -> int:
@@ -80,4 +81,5 @@ class CoreConfig:
             proactive_margin=seer.margin,
             proactive_sustain_s=seer.sustain_s,
             proactive_min_term_s=seer.min_term_s,
+            ddl_lock_wait_s=float(cfg.transactions.ddl_lock_wait_s),
         )

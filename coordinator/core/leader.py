@@ -11,6 +11,10 @@ One leader transaction per batch:
    - Deadlock (1213): InnoDB rolled the whole transaction back. ROLLBACK and requeue
      every request that has no definite outcome yet (those refused earlier in the same
      batch keep their answer: they are not run again).
+   - Request *i* met a row lock (1205 at once: the batch never waits for a lock): *i* is
+     rolled back (to its savepoint) and *parked* — run alone on a lane, waiting for the lock
+     while its client waits (``lanes``) — and the requests after it go on as in 2: only
+     the writes that need the locked rows wait.
    - One of our own statements failed: a bug. ROLLBACK, answer 500.
 3. Timestamps are taken at this commit point (timestamp order = commit order, also
    against interactive transactions committing on their own connections: ``sequencer``),
@@ -41,6 +45,9 @@ from .writes import WriteRequest
 
 # Errors after which InnoDB has rolled back the whole transaction, not just the statement.
 TXN_ROLLED_BACK = frozenset({1213})
+# The batch runs with innodb_lock_wait_timeout=0: a row locked by an interactive transaction
+# (or a parked write) answers this at once, and the write is parked (``lanes.park``).
+ROW_LOCKED = 1205
 # DDL errors meaning "already done" when a DDL entry is re-run after a crash.
 DDL_ALREADY_DONE = frozenset({1050, 1051, 1060, 1061, 1091, 1146, 1176, 1826})
 
@@ -83,7 +90,8 @@ def take_back(st: State) -> int:
     entries and is rebuilt when it returns (never silently kept)."""
     reqs = work(st)
     taken = sequencer.drain(st)
-    threads = lanes.drained(st, taken)
+    threads, parked = lanes.drained(st, taken)
+    reqs += parked
     if taken:
         ts = frozenset(e.ts for p in taken for e in p.entries)
         old_ts, old_threads = st.drained.get(st.leader_id, (frozenset(), ()))
@@ -127,7 +135,9 @@ def next_action(st: State, rs: ReplicaState) -> ReplicaAction | None:
     if b.step == "mark":
         return AloneMark(rs.id, _seq(st), entry, st.epoch)
     if b.step == "run":
-        return AloneRun(rs.id, _seq(st), entry, frozenset())  # a fresh DDL: every error counts
+        # a fresh DDL: every error counts; a lock an open transaction holds stalls the writes behind
+        # it at most ddl_lock_wait_s
+        return AloneRun(rs.id, _seq(st), entry, frozenset(), st.cfg.ddl_lock_wait_s)
     if b.step == "finish":
         return AloneFinish(rs.id, _seq(st), entry, st.epoch)
     return AloneAbort(rs.id, _seq(st), entry.ts, st.epoch)
@@ -206,7 +216,11 @@ def _executed(st: State, rs: ReplicaState, b: LeaderBatch, result: Result) -> Re
     b.done.extend(b.pending[:f.index])
     multi = len(req.statements) > 1
     extra = {"failed_statement": f.statement} if multi else {}
-    st.writes.fail(st.out, req, statement_error(f.errno, f.message, executed_on=rs.name, **extra), applied=True)
+    if f.errno == ROW_LOCKED:
+        b.batch.remove(req)  # the lane owns it now (a failover takes it back from there)
+        lanes.park(st, req)
+    else:
+        st.writes.fail(st.out, req, statement_error(f.errno, f.message, executed_on=rs.name, **extra), applied=True)
     if multi:
         rs.rollback = f"r{f.index}"
     b.pending = b.pending[f.index + 1:]
@@ -333,6 +347,13 @@ def check_ts(st: State, rs: ReplicaState) -> tuple[int, ...]:
 
 def end_threads(st: State, rs: ReplicaState) -> tuple[int, ...]:
     return st.drained.get(rs.id, (frozenset(), ()))[1]
+
+
+def drained_checked(st: State, rs: ReplicaState, checked: tuple[int, ...], ended: tuple[int, ...]) -> bool:
+    """Did this Open end every connection and look up every commit a failover took from the
+    replica? (Not if the failover came while the Open was on its way.)"""
+    taken = st.drained.get(rs.id)
+    return taken is None or (taken[0] <= frozenset(checked) and set(taken[1]) <= set(ended))
 
 
 def errant_drained(st: State, rs: ReplicaState, present: frozenset[int]) -> str | None:

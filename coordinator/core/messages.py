@@ -151,8 +151,18 @@ class TxnCommit:
 
 
 @dataclass(frozen=True, slots=True)
+class LaneThread:
+    """A parked write's lane (``ParkedRun``) got its leader connection: server thread ``thread_id``
+    (ended before the leader is trusted again if a failover takes the write back)."""
+
+    lane: int
+    seq: int
+    thread_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class LaneDone:
-    """The result of a lane action (``CommitTxn``)."""
+    """The result of a lane action (``CommitTxn``, ``ParkedRun``)."""
 
     lane: int
     seq: int
@@ -192,4 +202,5 @@ class Tick:
     """Time passed (the shell ticks every ~50 ms): deadlines, retries, watchdogs."""
 
 
-Event = Done | ControlDone | Propose | FailoverRequest | Poll | RebuildProgress | Tick | TxnCommit | LaneDone
+Event = (Done | ControlDone | Propose | FailoverRequest | Poll | RebuildProgress | Tick | TxnCommit | LaneDone
+         | LaneThread)

@@ -30,6 +30,7 @@ from .messages import (
     FailoverRequest,
     FencedOut,
     LaneDone,
+    LaneThread,
     Poll,
     Propose,
     RebuildProgress,
@@ -83,6 +84,8 @@ class Core:
             lanes.commit(st, ev)
         elif isinstance(ev, LaneDone):
             lanes.on_done(st, ev)
+        elif isinstance(ev, LaneThread):
+            lanes.on_thread(st, ev)
         elif isinstance(ev, Poll):
             self._poll(ev)
         elif isinstance(ev, Tick):
@@ -99,6 +102,7 @@ class Core:
             failover.request(st, ev, self._requests)
         elif isinstance(ev, RebuildProgress):
             rebuild.progress(st, st.replicas[ev.rid], ev.percent)
+        lanes.resume(st)
         failover.check(st)
         failover.next_request(st, self._requests)
 
@@ -151,7 +155,8 @@ class Core:
         """Nothing queued, in flight or in doubt, and every available replica applied the log."""
         st = self.st
         return (st.writes.empty and st.in_doubt is None and st.batch is None and not st.commits
-                and all(rs.applied_ts >= st.log.last_ts for rs in st.replicas.values() if rs.available))
+                and not st.lanes and all(rs.applied_ts >= st.log.last_ts for rs in st.replicas.values()
+                                         if rs.available))
 
     def shutdown(self) -> None:
         self.st.active = False

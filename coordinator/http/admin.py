@@ -143,11 +143,27 @@ async def sessions(request: web.Request) -> web.Response:
 
 
 async def transactions(request: web.Request) -> web.Response:
-    """Open interactive transactions on the MySQL port (age, session, statements so far, pinned leader)."""
-    front = request.app[COORD].mysql
-    return json_response({"transactions": front.transactions.info() if front is not None else [],
+    """Open interactive transactions on the MySQL port (age, session, statements so far, pinned leader),
+    each with its ``state`` — ``idle`` between statements, ``running`` one (e.g. waiting for a lock),
+    ``committing`` — the session's current ``command`` and the pinned leader's name (``pinned_name``)."""
+    coord = request.app[COORD]
+    front = coord.mysql
+    txns: list[dict[str, Any]] = []
+    if front is not None:
+        txns = front.transactions.info()
+        sessions = {sid: s for sid, (s, _txn) in front.transactions.open.items()}
+        names = {r.id: r.name for r in coord.cfg.replicas}
+        for t in txns:
+            s = sessions.get(t["session"])
+            command = s.command if s is not None else None
+            t["state"] = ("committing" if t.get("committing") else
+                          "running" if command not in (None, "Sleep") else "idle")
+            t["command"] = command
+            t["pinned_name"] = names.get(t["pinned_to"], t["pinned_to"]) if t.get("pinned_to") else None
+    return json_response({"transactions": txns,
                           "pinned_connections": front.transactions.pinned if front is not None else 0,
-                          "max_pinned": request.app[COORD].cfg.transactions.max_pinned})
+                          "max_pinned": coord.cfg.transactions.max_pinned,
+                          "idle_timeout_s": coord.cfg.transactions.idle_timeout_s})
 
 
 async def kill_session(request: web.Request) -> web.Response:

@@ -67,6 +67,7 @@ _CONTROL_ENDPOINTS = {
     "start_master": ("POST", "/admin/start-master"),
     "mode": ("POST", "/admin/replication-mode"),
     "reset": ("POST", "/admin/reset"),
+    "transactions": ("GET", "/admin/transactions"),  # the open-transactions panel polls it
 }
 _BACKEND_CONTROLS = ("replica", "fault", "stop_master", "start_master")
 

@@ -66,6 +66,7 @@ class Txn:
     statements: int = 0
     last_active: float = 0.0
     committing: bool = False
+    doomed: str = ""  # rolled back under the client (the leader term moved): told at its next statement
 
 
 class Transactions:
@@ -135,12 +136,32 @@ class Transactions:
         return Failed(ER_LOCK_DEADLOCK, "40001", f"Deadlock found when trying to get lock; try restarting "
                       f"transaction ({why})")
 
+    def _doom(self, s: Session, txn: Txn, why: str) -> None:
+        """The leader term moved under an open transaction: its connection to the old leader is
+        closed now (the server rolls back and its locks go — they would block that server's
+        replication as a follower), and the client is told at its next statement, as a
+        deadlock victim is (1213): the transaction is over, retry it."""
+        b, txn.pinned = txn.pinned, None
+        if b is not None:
+            self.pinned -= 1
+            b.close()
+        txn.doomed = why
+        self.f.events.emit("txn_aborted", f"MySQL session {s.id}: transaction rolled back: {why}", session=s.id,
+                           reason="leader_changed", statements=txn.statements, writes=len(txn.writes))
+
+    def _doomed(self, s: Session, txn: Txn) -> Failed:
+        self._end(s, txn, clean=False)
+        return Failed(ER_LOCK_DEADLOCK, "40001", f"Deadlock found when trying to get lock; try restarting "
+                      f"transaction ({txn.doomed})")
+
     # --- the pinned connection ---
 
     async def pin(self, s: Session, txn: Txn) -> Backend:
         """The transaction's leader connection (pinned at its first need); refuses a transaction
         whose leader term is gone (``abort``)."""
         rep = self.f.replicator
+        if txn.doomed:
+            raise self._doomed(s, txn)
         if txn.pinned is not None:
             if rep.lane_term() != txn.term or rep.leader_id != txn.rid:
                 raise self.abort(s, txn, "the leader changed (or its connection was reset) during the transaction",
@@ -193,6 +214,8 @@ class Transactions:
             return await b.relay(bytes([c.COM_QUERY]) + text.encode("utf-8", "surrogateescape"), sink,
                                  m.query_timeout_s + m.max_statement_time_s + self.cfg.lock_wait_timeout_s)
         except ReplicaDown as exc:
+            if txn.doomed:  # closed under the statement by the leader change (one event already)
+                raise self._doomed(s, txn) from None
             raise self.abort(s, txn, f"the connection to the leader failed ({exc})", "connection_lost") from None
 
     # --- COMMIT and ROLLBACK ---
@@ -201,6 +224,8 @@ class Transactions:
         """COMMIT: nothing written → commit on the connection (no log entry); else one log
         entry in the leader's commit order, answered after the quorum (raises Failed)."""
         b = txn.pinned
+        if txn.doomed:
+            raise self._doomed(s, txn)
         if b is None:
             self._end(s, txn, clean=True)
             return None
@@ -298,9 +323,13 @@ class Transactions:
         while True:
             await asyncio.sleep(min(1.0, self.cfg.idle_timeout_s / 4))
             now = time.monotonic()
+            term, leader = self.f.replicator.leader_term, self.f.replicator.leader_id
             for s, txn in list(self.open.values()):
-                if (txn.pinned is not None and not txn.committing and s.command == "Sleep"
-                        and now - txn.last_active > self.cfg.idle_timeout_s):
+                if txn.pinned is None or txn.committing:
+                    continue
+                if txn.term != term or txn.rid != leader:
+                    self._doom(s, txn, "the leader changed (or its connection was reset) during the transaction")
+                elif s.command == "Sleep" and now - txn.last_active > self.cfg.idle_timeout_s:
                     self._idle_out(s, txn, now - txn.last_active)
 
     def _idle_out(self, s: Session, txn: Txn, idle_s: float) -> None:

@@ -13,9 +13,11 @@ bookkeeping live in ``txn.py``. MySQL's rules, as clients rely on them:
   runs there (reading the transaction's own writes under its locks).
 - ``SAVEPOINT`` / ``ROLLBACK TO`` / ``RELEASE SAVEPOINT`` run on the pinned connection and
   the recorded writes follow them.
+- ``INSERT … RETURNING`` (SQLAlchemy's ORM flushes several rows with it) answers with its
+  rows; its generated ids are in no OK packet, so the connection's ``LAST_INSERT_ID()`` is
+  cleared before it and read after it: the first generated id, recorded for the replay.
 - Refused inside a transaction with a clear error: writes that call ``RAND()`` (the replay
-  could not give the same values after the transaction's other statements) and
-  ``… RETURNING`` (its generated ids are not in an OK packet to record).
+  could not give the same values after the transaction's other statements).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 
 from ..batchsql import uses_rand
 from ..core.sqlrules import Kind
+from ..errors import ReplicaDown
+from ..mysqlproto import constants as c
 from . import errors as E
 from .errors import Answered, Failed
 from .relay import BinarySink, TextSink
@@ -123,16 +127,34 @@ async def statement(h: Any, st: Sql, text: str, more: bool, binary: Any) -> bool
         raise Failed(*E.not_supported("RAND() in a write inside a transaction is not supported by this coordinator: "
                                       "its values could not be replayed exactly; compute the value in the "
                                       "application, or write it outside the transaction"))
-    if _RETURNING.search(text):
-        raise Failed(*E.not_supported("INSERT … RETURNING inside a transaction is not supported by this coordinator "
-                                      "(run it with autocommit, or read the ids with a SELECT)"))
+    returning = _RETURNING.search(text) is not None
+    if returning:
+        await _pinned_number(h, txn, "SELECT LAST_INSERT_ID(0)")
     h.f.count("writes")
     res = await _on_pinned(h, txn, text, more, binary)
     if res is not None:
-        txn.writes.append((text, res.insert_id, res.affected))
-        if res.insert_id:
-            s.last_insert_id = res.insert_id
+        insert_id = await _pinned_number(h, txn, "SELECT LAST_INSERT_ID()") if returning else res.insert_id
+        txn.writes.append((text, insert_id, res.affected))
+        if insert_id:
+            s.last_insert_id = insert_id
     return True
+
+
+async def _pinned_number(h: Any, txn: Txn, sql: str) -> int:
+    """A one-number query of our own on the transaction's connection (``SELECT LAST_INSERT_ID()``);
+    a lost connection or a failure loses the transaction."""
+    s, T = h.s, h.f.transactions
+    b = await T.pin(s, txn)
+    packets: list[bytes] = []
+    try:
+        res = await b.relay(bytes([c.COM_QUERY]) + sql.encode(), lambda p, _last: packets.append(p),
+                            h.f.cfg.mysql.query_timeout_s)
+    except ReplicaDown as exc:
+        raise T.abort(s, txn, f"the connection to the leader failed ({exc})", "connection_lost") from None
+    if res.kind != "rows" or len(packets) < 3 or not 0 < packets[-2][0] < 251:
+        raise T.abort(s, txn, f"the leader answered {sql!r} unexpectedly", "connection_lost")
+    row = packets[-2]  # the one text row before the result's end: a length byte, then the digits
+    return int(row[1:1 + row[0]])
 
 
 async def _on_pinned(h: Any, txn: Txn, text: str, more: bool, binary: Any) -> Any:

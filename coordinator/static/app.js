@@ -366,13 +366,14 @@
     count: () => "SELECT 'users' AS tbl, COUNT(*) AS n FROM users UNION ALL SELECT 'products', COUNT(*) FROM products",
   };
 
-  async function api(path, body, admin) {
+  async function api(path, body, admin, method) {
     const headers = { "Content-Type": "application/json" };
     const token = $("#admin-token").value || localStorage.getItem("coordAdminToken") || "";
     if (admin && token) headers.Authorization = `Bearer ${token}`;
     const t0 = performance.now();
+    const get = method === "GET";
     try {
-      const r = await fetch(path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+      const r = await fetch(path, get ? { method, headers, cache: "no-store" } : { method: "POST", headers, body: JSON.stringify(body || {}) });
       let data;
       try { data = await r.json(); } catch (_) { data = { error: `HTTP ${r.status} without a JSON body` }; }
       return { status: r.status, ok: r.ok, body: data, ms: performance.now() - t0 };
@@ -596,6 +597,71 @@
     tok.addEventListener("change", () => localStorage.setItem("coordAdminToken", tok.value));
   }
 
+  // ------------------------------------------------------------ transactions
+  // Open interactive transactions on the MySQL port: polled from GET /admin/transactions (an admin
+  // endpoint: the admin address, and the bearer token when one is set), once a second while the page is
+  // visible. Not in the push stream, which anyone who can open the page receives.
+  const TXN_POLL_MS = 1000;
+  const TXN_STATE = {
+    idle: ["‖", "idle", ""],
+    running: ["▶", "running", "yes"],
+    committing: ["⧗", "committing", "warn-t"],
+  };
+  let txnTimer = null, txnBusy = false, txnKey = "";
+  async function pollTxns() {
+    if (!document.hidden && !txnBusy) {
+      txnBusy = true;
+      try { await loadTxns(); } finally { txnBusy = false; }
+    }
+    clearTimeout(txnTimer);  // one timer chain, however often this is called
+    txnTimer = setTimeout(pollTxns, TXN_POLL_MS);
+  }
+  async function loadTxns() {
+    const c = state.controls.transactions;
+    if (c && !c.enabled) { txnsOff(c.reason); return; }
+    const r = await api("/admin/transactions", null, true, "GET");
+    if (r.ok) { renderTxns(r.body); return; }
+    if (r.status === 401) $("#token-row").hidden = false;
+    const b = r.body || {};
+    txnsOff(r.status === 401 ? "enter the admin token (Controls) to list transactions"
+      : `${b.error || b.detail || "cannot list transactions"}${r.status ? ` (HTTP ${r.status})` : ""}`);
+  }
+  function txnsOff(reason) {
+    const key = "off|" + reason;
+    if (key === txnKey) return;
+    txnKey = key;
+    $("#txn-summary").textContent = "";
+    $("#txns").innerHTML = `<p class="empty off" data-off="1">Unavailable: ${esc(reason)}</p>`;
+  }
+  function renderTxns(b) {
+    const list = (b.transactions || []).slice().sort((x, y) => (y.age_s || 0) - (x.age_s || 0));
+    const idleMax = b.idle_timeout_s;
+    const summary = `${list.length} open · ${num(b.pinned_connections, 0)} / ${num(b.max_pinned, 0)} leader connections pinned`;
+    if ($("#txn-summary").textContent !== summary) $("#txn-summary").textContent = summary;
+    const leader = state.snap && state.snap.status && state.snap.status.leader;
+    const rows = list.map((t) => {
+      const [icon, text, cls] = TXN_STATE[t.state] || ["•", t.state || (t.committing ? "committing" : "open"), ""];
+      const stale = idleMax && t.state !== "running" && !t.committing && t.idle_s >= idleMax * 0.75;
+      const idle = t.idle_s >= 1 ? ` <span class="hint">idle ${num(t.idle_s, 1)} s</span>` : "";
+      const tags = (t.read_only ? ` <span class="tag">read only</span>` : "") + (stale ? ` <span class="warn-t" title="rolled back after ${num(idleMax, 0)} s idle (transactions.idle_timeout_s)">⚠ near idle timeout</span>` : "");
+      const pinned = t.pinned_to
+        ? `${esc(t.pinned_name || t.pinned_to)}${leader && t.pinned_to !== leader ? ` <span class="warn-t" title="no longer the leader: the transaction will be refused">⚠ old leader</span>` : ""}`
+        : `<span class="hint" title="reads before the first write or locking read are served like autocommit reads">not yet (reads only)</span>`;
+      const stmts = `${num(t.statements, 0)}${t.writes ? ` <span class="hint">(${num(t.writes, 0)} write${t.writes === 1 ? "" : "s"})</span>` : ""}` +
+        ((t.savepoints || []).length ? ` <span class="hint" title="savepoints: ${esc(t.savepoints.join(", "))}">· ${t.savepoints.length} savepoint${t.savepoints.length === 1 ? "" : "s"}</span>` : "");
+      return `<tr data-session="${esc(t.session)}" data-state="${esc(t.state || "")}">
+        <td>#${esc(t.session)}</td><td>${esc(t.user)}${t.host ? `<span class="hint">@${esc(t.host)}</span>` : ""}</td>
+        <td>${num(t.age_s, 1)} s${idle}</td><td class="${cls}"><span aria-hidden="true">${icon}</span> ${esc(text)}${tags}</td>
+        <td>${stmts}</td><td>${pinned}</td></tr>`;
+    });
+    const html = rows.length
+      ? `<div class="table-wrap"><table><thead><tr><th>session</th><th>user</th><th>age</th><th>state</th><th>statements</th><th>pinned leader</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>`
+      : `<p class="empty">No open transactions.</p>`;
+    if (html === txnKey) return;
+    txnKey = html;
+    $("#txns").innerHTML = html;
+  }
+
   // --------------------------------------------------------------------- load
   const load = { running: false, stop: false };
   async function runLoad() {
@@ -654,6 +720,8 @@
     });
     connect();
     startWatchdog();
+    pollTxns();
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) pollTxns(); });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot); else boot();
 })();

@@ -48,6 +48,7 @@ from coordinator.core.messages import (
     FailoverRequest,
     FencedOut,
     LaneDone,
+    LaneThread,
     Ok,
     Opened,
     PeerLog,
@@ -115,6 +116,14 @@ def show_action(a: A.ReplicaAction) -> str:
     return name
 
 
+def show_lane(a: A.LaneAction) -> str:
+    if isinstance(a, A.CommitTxn):
+        return f"CommitTxn {a.rid} entry={a.entry.ts} epoch={a.epoch} [{'; '.join(s.sql for s in a.entry.statements)}]"
+    if isinstance(a, A.ParkedRun):
+        return f"ParkedRun {a.rid} [{'; '.join(a.statements)}]"
+    return f"LaneEnd {a.rid}"
+
+
 def show_control(c: A.ControlTask) -> str:
     name = type(c).__name__
     if isinstance(c, A.BumpEpoch):
@@ -160,8 +169,7 @@ class Driver:
     def ready(self) -> str:
         rd = self.c.ready()
         out = [f"action {a.rid} {show_action(a)}" for a in rd.actions]
-        out += [f"lane {a.lane} CommitTxn {a.rid} entry={a.entry.ts} epoch={a.epoch} "
-                f"[{'; '.join(s.sql for s in a.entry.statements)}]" for a in rd.lane_actions]
+        out += [f"lane {a.lane} {show_lane(a)}" for a in rd.lane_actions]
         out += [f"control {c.id} {show_control(c)}" for c in rd.control]
         out += [f"outcome h{h} {show_outcome(o)}" for h, o in rd.outcomes]
         out += [f"event {k}: {m}" for k, m, _ in rd.events]
@@ -275,6 +283,10 @@ class Driver:
         lane = self.c.st.lanes.get(int(pos[0]))
         assert lane is not None, f"lane {pos[0]} has no commit in flight"
         return self.step(LaneDone(lane.lane, lane.seq, self._result(pos[1:], kw)))
+
+    def cmd_lanethread(self, pos: list[str], kw: dict[str, str], _a: list[str]) -> str:
+        lane = self.c.st.lanes[int(pos[0])]
+        return self.step(LaneThread(lane.lane, lane.seq, int(pos[1])))
 
     def cmd_control(self, pos: list[str], kw: dict[str, str], _a: list[str]) -> str:
         return self.step(ControlDone(int(pos[0]), self._result(pos[1:], kw)))

@@ -44,6 +44,7 @@ class SimConfig:
     p_bad_write: float = 0.05  # a write the leader's server refuses (duplicate key)
     p_deadlock: float = 0.02  # a leader round trip chosen as a deadlock victim
     p_txn: float = 0.3  # a client write that is an interactive transaction (its own leader connection)
+    p_locked: float = 0.03  # a batch write meeting a row lock (1205 at once): parked on a lane of its own
     p_fault: float = 0.12
     max_step_ms: int = 60
     quiesce_ms: int = 60_000

@@ -20,7 +20,6 @@ duration of one run (``planted``) and undone afterwards:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,8 +62,8 @@ def _any_term(st: Any) -> int | None:
     return st.leader_term if _original_term(st) is None else _original_term(st)
 
 
-def _refusal_any_term(st: Any, ev: Any) -> str | None:
-    return _original_refusal(st, dataclasses.replace(ev, term=lanes.term(st)))
+def _refusal_any_term(st: Any, rid: str, lane_term: int) -> str | None:
+    return _original_refusal(st, rid, lanes.term(st))
 
 
 _original_refusal = lanes._refusal

@@ -23,6 +23,7 @@ from coordinator.core.messages import (
     Executed,
     FencedOut,
     LaneDone,
+    LaneThread,
     Ok,
     Opened,
     PeerLog,
@@ -134,13 +135,19 @@ class SimShell:
         rd = self.core.ready()
         self._observe()
         created = [e for a in rd.actions if isinstance(a, A.LeadCommit) for e in a.entries]
-        created += [a.entry for a in rd.lane_actions]
+        created += [a.entry for a in rd.lane_actions if isinstance(a, A.CommitTxn)]
         if created:
             self.w.checker.on_entries_created(self, sorted(created, key=lambda e: e.ts))
         for a in rd.actions:
             self._action(a)
         for la in rd.lane_actions:
-            self._lane_commit(la)
+            if isinstance(la, A.CommitTxn):
+                self._lane_commit(la)
+            elif isinstance(la, A.ParkedRun):
+                self._parked_run(la)
+            else:
+                self.call(la.rid or self.leader_id, f"lane{la.lane}", "lane_rollback", (), self.cfg.query_timeout_ms,
+                          lambda res: None)
         for task in rd.control:
             self._control(task)
         for handle, outcome in rd.outcomes:
@@ -216,6 +223,15 @@ class SimShell:
             self.step(LaneDone(a.lane, a.seq, Ok() if res[0] == "ok" else _failure(res)))
 
         self.call(a.rid, f"lane{a.lane}", "lane_commit", (a.epoch, a.entry), self.cfg.query_timeout_ms, done)
+
+    def _parked_run(self, a: A.ParkedRun) -> None:
+        """A batch write parked on a lane: its statements on a connection of its own (which, in
+        this model, waits for nothing), then its commit point in the core."""
+        def ran(res: tuple[Any, ...]) -> None:
+            self.step(LaneDone(a.lane, a.seq, Ok(Executed((((1, 0),),))) if res[0] == "ok" else _failure(res)))
+
+        self.at(0, self.step, LaneThread(a.lane, a.seq, a.lane))
+        self.call(a.rid, f"lane{a.lane}", "lane_exec", (), self.cfg.query_timeout_ms, ran)
 
     def _outcome(self, handle: int, outcome: Any) -> None:
         req = self.reqs.pop(handle, None)

@@ -51,7 +51,7 @@ def test_invariants_hold_over_many_seeds(n: int, t: int, mode: str) -> None:
     # the workload is not vacuous: it commits, and it reaches the hard paths
     if mode != "all":
         assert totals["acked"] > SEEDS * 20
-    for kind in ("refused", "deadlocks", "catchup_peer", "coord_crashes", "epoch") + (("failover",) if mode != "all"
+    for kind in ("refused", "deadlocks", "parked", "catchup_peer", "coord_crashes", "epoch") + (("failover",) if mode != "all"
                                                                                        else ()):
         assert totals[kind] > 0, (kind, dict(totals))
     assert totals["rebuild_done"] + totals["replica_errant"] > 0, dict(totals)
@@ -97,7 +97,8 @@ def test_replay_seed_from_env() -> None:
     ],
 )
 def test_simulation_finds_a_planted_bug(bug: str, n: int, t: int, mode: str, seeds: int, p_txn: float) -> None:
-    cfg = SimConfig(n=n, t=t, mode=mode, steps=300, bugs=frozenset({bug}), p_txn=p_txn)
+    cfg = SimConfig(n=n, t=t, mode=mode, steps=300, bugs=frozenset({bug}), p_txn=p_txn,
+                    p_locked=0.03 if p_txn else 0.0)
     for seed in range(seeds):
         res = run_seed(seed, cfg)
         if res.violation is not None:

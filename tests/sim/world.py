@@ -149,6 +149,9 @@ class FakeReplica:
         for i, p in enumerate(payloads):
             if p.startswith("x"):
                 return ("ok", tuple(done), (i, 1062))
+            if self.world.cfg.p_locked and self.world.sim.rng.random() < self.world.cfg.p_locked:
+                self.world.stats["parked"] += 1
+                return ("ok", tuple(done), (i, 1205))  # a row an interactive transaction holds
             if self.world.sim.rng.random() < self.world.cfg.p_deadlock:
                 self.world.stats["deadlocks"] += 1
                 return ("ok", tuple(done), (i, 1213))
@@ -263,7 +266,7 @@ class World:
         self.faulty: dict[str, str] = {}  # rid -> kind ("killed", "paused", "partitioned", "delayed", "armed")
         self.next_wid = 0
         self.requests: list[WriteReq] = []
-        self.stats = {"writes": 0, "txns": 0, "acked": 0, "refused": 0, "deadlocks": 0, "faults": 0,
+        self.stats = {"writes": 0, "txns": 0, "acked": 0, "refused": 0, "deadlocks": 0, "parked": 0, "faults": 0,
                       "coord_crashes": 0}
         self.sim.log(f"seed {seed}: n={cfg.n} t={cfg.t} mode={cfg.mode} memory_log={self.memory_log_entries} "
                      f"window={self.window} drop_p={drop_p}")
