@@ -13,6 +13,7 @@ A connection in doubt (timeout, I/O error, cancellation mid round trip) is dropp
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -150,7 +151,11 @@ class Applier:
         try:
             for thread in (a.kill_thread, *a.end_threads):
                 if thread is not None:
-                    await mysqlio.kill_quietly(conn, thread, self.t)
+                    try:
+                        await mysqlio.kill_quietly(conn, thread, self.t)
+                    except StatementError as exc:  # not ended: this replica's state is not to be read yet
+                        raise ReplicaDown(f"cannot end our earlier connection {thread}: {exc.message}",
+                                          Cause.IO) from None
             await schema.ensure(conn, self.schema, self.db, self.t)
             await mysqlio.run(conn, f"USE `{self.db}`", self.t)
             snap = await schema.read_state(conn, self.schema, self.t)
@@ -181,7 +186,6 @@ class Applier:
 
     async def _execute(self, a: A.LeadExecute) -> Result:
         sql, owners = batchsql.leader_execute(a.items, a.time_us if a.begin else None, a.begin, self.max_stmt)
-        per: list[list[tuple[Any, ...]]] = [[] for _ in a.items]
         started = time.perf_counter()
         try:
             results = await mysqlio.run(self.conn, sql, self.t + self.max_stmt)
@@ -193,12 +197,7 @@ class Applier:
                 failed = StatementFailure(-1, -1, exc.errno, exc.message)
             else:
                 failed = StatementFailure(owner[0], owner[1], exc.errno, exc.message)
-        for owner, res in zip(owners, results):
-            if owner is not None and owner[1] >= 0:
-                per[owner[0]].append(res)
-            elif owner is not None and owner[1] == batchsql.INSERT_ID_OF_PREVIOUS and per[owner[0]] and res[4]:
-                prev = per[owner[0]][-1]  # INSERT … RETURNING: its first generated id, read back
-                per[owner[0]][-1] = (prev[0], int(res[4][1][0][0] or 0)) + tuple(prev[2:])
+        per = batchsql.per_request(owners, results, len(a.items))
         return Ok(Executed(tuple(tuple(r) for r in per), failed), (time.perf_counter() - started) * 1000)
 
     async def _commit(self, a: A.LeadCommit) -> Result:
@@ -221,7 +220,7 @@ class Applier:
 
     async def _alone_run(self, a: A.AloneRun) -> Result:
         started = time.perf_counter()
-        limit = f"SET STATEMENT lock_wait_timeout={a.lock_wait_s:g} FOR " if a.lock_wait_s else ""
+        limit = f"SET STATEMENT lock_wait_timeout={math.ceil(a.lock_wait_s)} FOR " if a.lock_wait_s else ""
         for st in a.entry.statements:
             try:
                 await mysqlio.run(self.conn, f"SET timestamp={batchsql.sql_time(a.entry.time_us)};\n{limit}{st.sql}",

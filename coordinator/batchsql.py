@@ -266,7 +266,9 @@ def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_
 
     ``items`` are (statements, seeds) per request. A multi-statement request (a
     transaction) is wrapped in a savepoint so that a failure inside it can be
-    rolled back alone."""
+    rolled back alone. Never waits for a row lock: one held by an interactive transaction
+    would stall the whole batch (every other client's writes) for the lock wait; 1205 comes
+    back at once and the core runs that write alone on a lane of its own (core.lanes.park)."""
     parts: list[str] = []
     owners: list[Owner] = []
     if begin:
@@ -275,41 +277,61 @@ def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_
     if time_us is not None:
         parts.append(f"SET timestamp={sql_time(time_us)}")
         owners.append(None)
-    # Never wait for a row lock: one held by an interactive transaction would stall the whole
-    # batch (every other client's writes) for the lock wait. 1205 comes back at once and the core
-    # runs that write alone on a lane of its own (core.lanes.park).
-    limit = "SET STATEMENT innodb_lock_wait_timeout=0" + (
-        f", max_statement_time={max_statement_s:g} FOR " if max_statement_s else " FOR ")
     for i, (stmts, seeds) in enumerate(items):
-        if any(uses_rand(s) for s in stmts):
-            parts.append(f"SET rand_seed1={seeds[0]}, rand_seed2={seeds[1]}")
-            owners.append(None)
-        if len(stmts) > 1:
-            parts.append(f"SAVEPOINT r{i}")
-            owners.append((i, -1))
-        for j, s in enumerate(stmts):
-            returning = _RETURNING.search(s) is not None
-            if returning:  # a result set carries no insert id: read it back (its first generated id)
-                parts.append("SELECT LAST_INSERT_ID(0)")
-                owners.append(None)
-            parts.append(limit + s)
-            owners.append((i, j))
-            if returning:
-                parts.append("SELECT LAST_INSERT_ID()")
-                owners.append((i, INSERT_ID_OF_PREVIOUS))
+        _client_statements(parts, owners, i, stmts, seeds, 0, max_statement_s, savepoint=len(stmts) > 1)
     return ";\n".join(parts), owners
 
 
 def parked_run(statements: Sequence[str], seeds: tuple[int, int], time_us: int, lock_wait_s: int,
-               max_statement_s: float = 0.0) -> str:
-    """A parked write on its own leader connection: BEGIN, its clock and seeds, its statements
-    (waiting up to ``lock_wait_s`` for row locks); the transaction stays open for its commit."""
+               max_statement_s: float = 0.0) -> tuple[str, list[Owner]]:
+    """A parked write on its own leader connection: BEGIN, its clock, its statements (waiting up
+    to ``lock_wait_s`` for each row lock); the transaction stays open for its commit. Owners
+    as ``leader_execute``'s, for one request."""
     parts = ["BEGIN", f"SET timestamp={sql_time(time_us)}"]
-    if any(uses_rand(s) for s in statements):
+    owners: list[Owner] = [None, None]
+    _client_statements(parts, owners, 0, statements, seeds, lock_wait_s, max_statement_s, savepoint=False)
+    return ";\n".join(parts), owners
+
+
+def _client_statements(parts: list[str], owners: list[Owner], i: int, stmts: Sequence[str], seeds: tuple[int, int],
+                       lock_wait_s: int, max_statement_s: float, savepoint: bool) -> None:
+    """Request ``i``'s statements as the leader runs them: its RAND() seeds, a savepoint, each
+    statement with its lock wait and time limit, and the insert id of an ``INSERT … RETURNING``
+    read back (a result set carries none: its first generated id, for the replay)."""
+    if any(uses_rand(s) for s in stmts):
         parts.append(f"SET rand_seed1={seeds[0]}, rand_seed2={seeds[1]}")
+        owners.append(None)
+    if savepoint:
+        parts.append(f"SAVEPOINT r{i}")
+        owners.append((i, -1))
     limit = f"SET STATEMENT innodb_lock_wait_timeout={int(lock_wait_s)}" + (
         f", max_statement_time={max_statement_s:g} FOR " if max_statement_s else " FOR ")
-    return ";\n".join(parts + [limit + s for s in statements])
+    for j, s in enumerate(stmts):
+        returning = _RETURNING.search(s) is not None
+        if returning:
+            parts.append("SELECT LAST_INSERT_ID(0)")
+            owners.append(None)
+        parts.append(limit + s)
+        owners.append((i, j))
+        if returning:
+            parts.append("SELECT LAST_INSERT_ID()")
+            owners.append((i, INSERT_ID_OF_PREVIOUS))
+
+
+def per_request(owners: Sequence[Owner], results: Sequence[tuple[Any, ...]], n: int) -> list[list[tuple[Any, ...]]]:
+    """The round trip's results (``mysqlio.run``'s, up to where it stopped) per request: each
+    client statement's (rows affected, insert id, …), an ``INSERT … RETURNING``'s insert id
+    taken from the read-back after it."""
+    per: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
+    for owner, res in zip(owners, results):
+        if owner is None:
+            continue
+        if owner[1] >= 0:
+            per[owner[0]].append(res)
+        elif owner[1] == INSERT_ID_OF_PREVIOUS and per[owner[0]] and res[4]:
+            prev = per[owner[0]][-1]
+            per[owner[0]][-1] = (prev[0], int(res[4][1][0][0] or 0)) + tuple(prev[2:])
+    return per
 
 
 def txn_commit(schema: str, epoch: int, entry: Entry) -> str:

@@ -176,6 +176,9 @@ async def fetch(conn: Any, sql: str, timeout_s: float) -> tuple[list[str], list[
         raise
 
 
+ER_NO_SUCH_THREAD = 1094
+
+
 async def kill_quietly(conn: Any, thread_id: int, timeout_s: float) -> None:
     """End a server connection of ours if it still exists, and wait (bounded) until it
     is gone: KILL only flags the thread, and a transaction it was committing must be
@@ -183,8 +186,10 @@ async def kill_quietly(conn: Any, thread_id: int, timeout_s: float) -> None:
     budget = Budget(timeout_s)
     try:
         await run(conn, f"KILL CONNECTION {int(thread_id)}", timeout_s)
-    except StatementError:
-        return  # already gone (1094 unknown thread)
+    except StatementError as exc:
+        if exc.errno == ER_NO_SUCH_THREAD:
+            return  # already gone
+        raise  # not ended (e.g. 1095, not ours): the caller must not read the state it touched
 
     async def gone() -> bool:
         _, rows = await fetch(conn, f"SELECT COUNT(*) FROM information_schema.processlist WHERE id={int(thread_id)}",

@@ -92,13 +92,17 @@ class Replicator:
         if isinstance(a, LaneEnd):
             await self.parked.end(a)
             return
-        if isinstance(a, ParkedRun):
-            result = await self.parked.run(a)
-        elif self.parked.owns(a.lane):
-            result = await self.parked.commit(a)
-        else:
-            run = self._lane_runs.get(a.lane)
-            result = await run(a) if run is not None else Down(Cause.INTERNAL, f"lane {a.lane} has no connection")
+        try:
+            if isinstance(a, ParkedRun):
+                result = await self.parked.run(a)
+            elif a.parked:
+                result = await self.parked.commit(a)
+            else:
+                run = self._lane_runs.get(a.lane)
+                result = await run(a) if run is not None else Down(Cause.INTERNAL, f"lane {a.lane} has no connection")
+        except Exception as exc:  # a bug: the core must still hear of it (a COMMIT is then in doubt)
+            log.exception("lane_action_crashed", lane=a.lane, action=type(a).__name__)
+            result = Down(Cause.INTERNAL, repr(exc))
         self.step(LaneDone(a.lane, a.seq, result))
 
     async def _control(self, task: Any) -> None:
@@ -156,7 +160,7 @@ class Replicator:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.parked.close()
+        self.parked.close()
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_result(ApiError(503, "shutting_down", "the coordinator is shutting down; outcome unknown"))

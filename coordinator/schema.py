@@ -13,8 +13,9 @@ from typing import Any
 
 from . import mysqlio
 from .batchsql import entry_from_row, state_update
-from .core.messages import Snapshot
+from .core.messages import Cause, Snapshot
 from .core.replog import Entry
+from .errors import ReplicaDown
 
 DEMO_TABLES = (
     "CREATE TABLE IF NOT EXISTS users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, "
@@ -47,7 +48,15 @@ def internal_ddl(schema: str, database: str) -> list[str]:
 
 
 async def ensure(conn: Any, schema: str, database: str, timeout_s: float) -> None:
+    """The internal schema exists, and the server runs with the settings the write path relies on:
+    ``innodb_rollback_on_timeout`` OFF (MariaDB's default) — a lock wait that runs out (1205)
+    rolls back that statement only, as the leader's batch and the pinned transactions assume."""
     await mysqlio.run(conn, ";".join(internal_ddl(schema, database)), timeout_s)
+    _, rows = await mysqlio.fetch(conn, "SELECT @@innodb_rollback_on_timeout", timeout_s)
+    if rows and int(rows[0][0]):
+        raise ReplicaDown("this server runs with innodb_rollback_on_timeout=ON: a lock wait timeout would roll back "
+                          "a whole batch the coordinator keeps; set it OFF (the default) and restart the server",
+                          Cause.INTERNAL)
 
 
 async def read_state(conn: Any, schema: str, timeout_s: float) -> Snapshot:

@@ -553,8 +553,10 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
         print(f"figures written to {args.json}")
     bad = [r for r in result.get("writes", []) if r["coordinator"]["errors"] or not r["coordinator"]["per_s"]]
+    # part 5a: both sides' figures must be there (a missing or 0 semi-sync figure leaves no ratio)
     bad += [r for r in result.get("mysql", {}).get("rows", [])
-            if not r["slap"]["per_s"] or not r["sysbench"]["per_s"] or r["sysbench"]["errors"]]
+            if not r["slap"]["per_s"] or not r["sysbench"]["per_s"] or r["sysbench"]["errors"]
+            or not r["slap_ratio"] or not r["sysbench_ratio"]]
     bad += mysql_failures(result["mysql"]) if "mysql" in result else []
     return 1 if bad or code else 0
 

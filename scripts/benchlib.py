@@ -385,8 +385,8 @@ def mariadb_slap(host: str, port: int, clients: int, queries: int, schema: str, 
            f"--number-of-queries={queries}", f"--create-schema={schema}", "--no-drop", f"--query={query}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     m = re.search(r"Average number of seconds to run all queries: ([\d.]+)", out.stdout)
-    if not m:
-        raise RuntimeError(f"mariadb-slap failed: {out.stderr or out.stdout}")
+    if out.returncode != 0 or not m:
+        raise RuntimeError(f"mariadb-slap failed (exit {out.returncode}): {out.stderr or out.stdout}")
     secs = float(m.group(1))
     per_s = queries / secs if secs else 0.0
     return {"per_s": per_s, "seconds": secs, "queries": queries,

@@ -1,7 +1,9 @@
 """Debian's chromium driven by Playwright (no ``playwright install``): shared by browser tests.
 
-Importing this module skips the importing test module when playwright or chromium is missing;
-the README's test command installs both, so in CI these tests always run."""
+Importing this module skips the importing test module when playwright or chromium is missing.
+The README's test command (scripts/test.sh) installs both and sets QC_NO_SKIPS=1, under which
+tests/conftest.py turns this collection-time skip into a collection error, so there these tests
+always run or the run fails."""
 
 from __future__ import annotations
 

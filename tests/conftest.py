@@ -227,15 +227,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.mariadb)
 
 
+def _forbidden_skip(rep: pytest.TestReport | pytest.CollectReport) -> str | None:
+    """Under the test command (QC_NO_SKIPS=1, set by scripts/test.sh, which installs every tool)
+    the reason of a skip that must fail; None when skips are allowed or the report is no skip.
+    Only a skip whose reason starts with "environment:" (something no install can provide) stays."""
+    if os.environ.get("QC_NO_SKIPS") != "1" or not rep.skipped or hasattr(rep, "wasxfail"):
+        return None
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    if reason.removeprefix("Skipped: ").startswith("environment:"):
+        return None
+    return reason
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Under the test command (QC_NO_SKIPS=1, set by scripts/test.sh, which installs every tool)
-    a skipped test is a failure: a missing client must not turn its tests into a silent pass.
-    Only a skip whose reason starts with "environment:" (something no install can provide) stays."""
+    """A skipped test is a failure under the test command: a missing client must not turn its
+    tests into a silent pass (see ``_forbidden_skip``)."""
     outcome = yield
     rep = outcome.get_result()
-    if os.environ.get("QC_NO_SKIPS") == "1" and rep.skipped and not hasattr(rep, "wasxfail"):
-        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        if not reason.removeprefix("Skipped: ").startswith("environment:"):
-            rep.outcome = "failed"
-            rep.longrepr = f"skipped under the test command, which installs everything it needs: {reason}"
+    reason = _forbidden_skip(rep)
+    if reason is not None:
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped under the test command, which installs everything it needs: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """The same for a skip while collecting (``pytest.skip(..., allow_module_level=True)``, e.g. in
+    tests/browser.py, or ``pytest.importorskip`` at module level): it never reaches
+    ``pytest_runtest_makereport``, and would drop the whole module with exit status 0. Under the
+    test command it becomes a collection error instead (pytest then exits non-zero)."""
+    outcome = yield
+    rep = outcome.get_result()
+    reason = _forbidden_skip(rep)
+    if reason is not None:
+        rep.outcome = "failed"
+        rep.longrepr = (f"{collector.nodeid or collector.path}: module skipped while collecting, under the test "
+                        f"command, which installs everything it needs: {reason}")

@@ -21,6 +21,8 @@ from coordinator.batchsql import (
     leader_commit,
     leader_execute,
     log_values,
+    parked_run,
+    per_request,
     sql_time,
 )
 from coordinator.core.replog import Entry, EntryKind, Statement
@@ -473,6 +475,24 @@ def test_leader_execute_without_begin_or_time() -> None:
     sql, owners = leader_execute([(["UPDATE t SET a = 2"], (0, 0))], None, begin=False, max_statement_s=30)
     assert parts(sql) == ["SET STATEMENT innodb_lock_wait_timeout=0, max_statement_time=30 FOR UPDATE t SET a = 2"]
     assert owners == [(0, 0)]
+
+
+def test_parked_run_waits_for_locks_and_reads_back_a_returning_insert_id() -> None:
+    """A parked write waits ``lock_wait_s`` per statement; an INSERT … RETURNING's insert id
+    (in no OK packet) is read back after it and merged into its result for the replay."""
+    ins = "INSERT INTO t (v) VALUES (1), (2) RETURNING id"
+    sql, owners = parked_run([ins, "UPDATE t SET v = RAND()"], (5, 6), 1_700_000_000_000_007, 4, 30)
+    assert parts(sql) == [
+        "BEGIN", "SET timestamp=1700000000.000007", "SET rand_seed1=5, rand_seed2=6", "SELECT LAST_INSERT_ID(0)",
+        "SET STATEMENT innodb_lock_wait_timeout=4, max_statement_time=30 FOR " + ins, "SELECT LAST_INSERT_ID()",
+        "SET STATEMENT innodb_lock_wait_timeout=4, max_statement_time=30 FOR UPDATE t SET v = RAND()"]
+    ok = (0, 0, -1, 0, None)
+    returned = (["id"], [(7,), (8,)])
+    results = [ok, ok, ok, (1, 0, -1, 0, (["LAST_INSERT_ID(0)"], [(0,)])), (2, 0, -1, 0, returned),
+               (1, 0, -1, 0, (["LAST_INSERT_ID()"], [(7,)])), (2, 0, 2, 0, None)]
+    assert per_request(owners, results, 1) == [[(2, 7, -1, 0, returned), (2, 0, 2, 0, None)]]
+    # a round trip that stopped early (an error) keeps the results it has
+    assert per_request(owners, results[:5], 1) == [[(2, 0, -1, 0, returned)]]
 
 
 @settings(max_examples=200, deadline=None)

@@ -75,11 +75,6 @@ async def outcome(page: Page, group: str, timeout_s: float = 30) -> str:
     raise AssertionError(f"no outcome for {group} within {timeout_s}s")
 
 
-def xfail_if_missing(text: str) -> None:
-    if "(HTTP 404)" in text or "(HTTP 501)" in text:
-        pytest.xfail("admin replica endpoints not available yet")
-
-
 async def test_page_shows_the_cluster_without_console_errors(dash: Running) -> None:
     async with browser(dash.url(path="/")) as br:
         page = br.page
@@ -206,7 +201,6 @@ async def test_killing_a_follower_from_the_page(dash: Running, cluster: LocalClu
             clicked = time.monotonic()
             await page.click('[data-action="kill"]')
             text = await outcome(page, "replica")
-            xfail_if_missing(text)
             assert text.startswith("✓"), text
             await page.wait_for_function(
                 "document.querySelector('.replica[data-id=\"replica-1\"]').dataset.state !== 'healthy'", timeout=2000)
@@ -235,7 +229,6 @@ async def test_stopping_the_leader_from_the_page(dash: Running, cluster: LocalCl
             assert (await outcome(page, "load")).startswith("✓")
             await page.click("#btn-stop-master")
             text = await outcome(page, "failover", 60)
-            xfail_if_missing(text)
             assert text.startswith("✓"), text
             await page.wait_for_function(
                 "(() => { const l = document.querySelector('.replica.leader'); return l && l.dataset.id !== 'replica-4'; })()",

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,13 +91,13 @@ async def in_thread(fn: Callable[..., T], *args: Any, timeout: float = CLIENT_TI
     return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
 
 
-async def converged(run: Running) -> None:
+async def converged(run: Running, timeout: float = 60) -> None:
     r = run.coord.replicator
 
     async def all_applied() -> bool:
-        return all(r.replicas[n].applied_ts >= r.log.last_ts for n in replica_ids(run))
+        return all(r.replicas[n].available and r.replicas[n].applied_ts >= r.log.last_ts for n in replica_ids(run))
 
-    await wait_for(all_applied, 30, "every replica to apply the whole log")
+    await wait_for(all_applied, timeout, "every replica available and caught up with the whole log")
 
 
 async def on_every_replica(cluster: Any, run: Running, sql: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -888,27 +889,45 @@ async def warm_up_ranking(db: AsyncmyClient) -> None:
         await db.execute("INSERT INTO rw VALUES (%s, %s)", [i, f"warm{i}"])
 
 
+def server_ports(cluster: Any, run: Running) -> tuple[str, int, set[int]]:
+    """The leader, its server's port and the followers' ports (what ``SELECT @@port`` answers on each)."""
+    leader = run.coord.replicator.leader_id
+    ports = {rid: cluster.address(rid, direct=True)[1] for rid in replica_ids(run)}
+    return leader, ports[leader], {p for rid, p in ports.items() if rid != leader}
+
+
 async def test_session_consistency_reads_own_writes_with_fastest_follower_delayed(cluster, fresh: Running) -> None:
+    leader, leader_port, followers = server_ports(cluster, fresh)
     async with connected("asyncmy", fresh) as db:
         await warm_up_ranking(db)
         await db.execute("SET coordinator_consistency = 'session'")
         fastest = fresh.coord.replicator.ranking[1]
         cluster.delay(fastest, 150)
+        ports: list[int] = []
         try:
             for i in range(100, 120):
                 await db.execute("INSERT INTO rw VALUES (%s, %s)", [i, f"s{i}"])
-                r = await db.execute("SELECT v FROM rw WHERE id = %s", [i])
-                assert r.rows == [(f"s{i}",)], f"session read missed its own write {i}"
+                r = await db.execute("SELECT v, @@port FROM rw WHERE id = %s", [i])
+                assert [row[0] for row in r.rows] == [f"s{i}"], f"session read missed its own write {i}"
+                ports.append(r.rows[0][1])
                 r = await db.execute("UPDATE rw SET v = %s WHERE id = %s", [f"u{i}", i])
                 assert r.rowcount == 1
-                r = await db.execute("SELECT v FROM rw WHERE id = %s", [i])
-                assert r.rows == [(f"u{i}",)], f"session read missed its own update {i}"
+                r = await db.execute("SELECT v, @@port FROM rw WHERE id = %s", [i])
+                assert [row[0] for row in r.rows] == [f"u{i}"], f"session read missed its own update {i}"
+                ports.append(r.rows[0][1])
         finally:
             cluster.heal()
+        assert fresh.coord.replicator.leader_id == leader and set(ports) <= followers | {leader_port}, ports
+        # session reads go to a follower that applied the session's last write (a quorum did): had
+        # the session setting been ignored, every one of these would be a strong read on the leader
+        assert set(ports) & followers, f"no session read was answered by a follower: {Counter(ports)}"
+        # a strong read in the same connection is the leader's
+        await db.execute("SET coordinator_consistency = 'strong'")
+        assert (await db.execute("SELECT @@port")).rows == [(leader_port,)]
 
 
 async def test_per_statement_eventual_hint(cluster, fresh: Running) -> None:
-    direct_ports = {cluster.address(rid, direct=True)[1] for rid in replica_ids(fresh)}
+    leader, leader_port, followers = server_ports(cluster, fresh)
     async with connected("asyncmy", fresh) as db:
         await warm_up_ranking(db)
         await converged(fresh)
@@ -916,8 +935,14 @@ async def test_per_statement_eventual_hint(cluster, fresh: Running) -> None:
         assert r.rows == [(5,)]
         r = await db.execute("SELECT /*+ consistency=eventual */ v FROM rw WHERE id = %s", [3])
         assert r.rows == [("warm3",)]
-        r = await db.execute("/*+ consistency=eventual */ SELECT @@port")
-        assert r.rows[0][0] in direct_ports  # answered by one of the replicas' servers
+        # every follower is caught up: the hinted reads go to followers, the others to the leader
+        # (the session default is strong); had the hint been ignored, every port would be the leader's
+        hinted = [(await db.execute(sql)).rows[0][0] for sql in
+                  ["/*+ consistency=eventual */ SELECT @@port"] * 10 + ["SELECT /*+ consistency=eventual */ @@port"] * 10]
+        assert fresh.coord.replicator.leader_id == leader and set(hinted) <= followers | {leader_port}, hinted
+        assert set(hinted) & followers, f"no hinted read was answered by a follower: {Counter(hinted)}"
+        plain = {(await db.execute("SELECT @@port")).rows[0][0] for _ in range(3)}
+        assert plain == {leader_port}, plain
         with pytest.raises(asyncmy.errors.MySQLError) as err:
             await db.execute("/*+ consistency=sometimes */ SELECT 1")
         assert mysql_error(err.value)[0] == 1231

@@ -50,7 +50,6 @@ import contextlib
 import functools
 import os
 import re
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,8 +64,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from devcluster.cluster import LocalCluster
-from tests.conftest import Running, direct, table_digest, wait_for
-from tests.test_mysql_clients import NODE_PRELUDE, run_node, run_node_on_mariadb
+from tests.conftest import Running, direct, wait_for
+from tests.test_mysql_clients import (
+    CLIENT_TIMEOUT,
+    NODE_PRELUDE,
+    assert_replicas_hold,
+    assert_replicas_identical,
+    converged,
+    needs_node,
+    on_every_replica,
+    port_of,
+    replica_ids,
+    run_node,
+    run_node_on_mariadb,
+)
 from tests.test_mysql_load import (
     COM_QUERY,
     SYSBENCH,
@@ -74,19 +85,16 @@ from tests.test_mysql_load import (
     coordinator,
     needs_sysbench,
     parse_sysbench,
+    pm_errno,
     run_tool,
 )
 
 pytestmark = pytest.mark.mariadb
 
 T = TypeVar("T")
-NODE_MODULES = Path(__file__).resolve().parent / "node" / "node_modules"
-needs_node = pytest.mark.skipif(shutil.which("node") is None or not (NODE_MODULES / "mysql2").is_dir(),
-                                reason="node or tests/node/node_modules/mysql2 is missing")
 SERVER_STATUS_IN_TRANS = 0x0001
 SERVER_STATUS_AUTOCOMMIT = 0x0002
 SERVER_STATUS_IN_TRANS_READONLY = 0x2000
-CLIENT_TIMEOUT = 30.0
 
 # --- threads for blocking clients (never the loop's default executor: the coordinator may use it) ---
 
@@ -109,11 +117,6 @@ def pm_connect(port: int, database: str = "testdb", **kw: Any) -> pymysql.connec
     kw.setdefault("autocommit", True)
     return pymysql.connect(host="127.0.0.1", port=port, user="root", password="", database=database,
                            connect_timeout=5, read_timeout=CLIENT_TIMEOUT, write_timeout=CLIENT_TIMEOUT, **kw)
-
-
-def pm_errno(exc: BaseException) -> int:
-    args = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else -1
 
 
 class Conn:
@@ -168,42 +171,6 @@ async def conns(port: int, n: int, **kw: Any) -> AsyncIterator[list[Conn]]:
     finally:
         for c in opened:
             c.close()
-
-
-def port_of(run: Running) -> int:
-    return run.cfg.ports.mysql
-
-
-def replica_ids(run: Running) -> list[str]:
-    return [r.id for r in run.cfg.replicas]
-
-
-async def caught_up(run: Running, timeout: float = 60) -> None:
-    r = run.coord.replicator
-
-    async def applied() -> bool:
-        return all(rs.available and rs.applied_ts >= r.log.last_ts for rs in r.replicas.values())
-
-    await wait_for(applied, timeout, "every replica available and caught up with the whole log")
-
-
-async def on_every_replica(cluster: LocalCluster, run: Running, sql: str) -> dict[str, list[tuple[Any, ...]]]:
-    await caught_up(run)
-    return {rid: [tuple(r) for r in await direct(cluster, rid, sql)] for rid in replica_ids(run)}
-
-
-async def assert_replicas_hold(cluster: LocalCluster, run: Running, sql: str, expected: list[tuple[Any, ...]]) -> None:
-    for rid, rows in (await on_every_replica(cluster, run, sql)).items():
-        assert rows == expected, f"{rid} holds {rows} for {sql!r}, expected {expected}"
-
-
-async def assert_replicas_identical(cluster: LocalCluster, run: Running) -> dict[str, Any]:
-    await caught_up(run)
-    digests = {rid: await table_digest(cluster, rid) for rid in replica_ids(run)}
-    first_id, first = next(iter(digests.items()))
-    for rid, d in digests.items():
-        assert d == first, f"{rid} differs from {first_id}"
-    return first
 
 
 async def open_transactions(run: Running) -> dict[str, Any]:
@@ -464,7 +431,7 @@ def sb_stat(out: str, name: str) -> int:
 async def assert_sbtables_identical(cluster: LocalCluster, run: Running) -> None:
     """Every replica: the same CHECKSUM of every sbtest table and exactly SB_ROWS rows in each
     (every oltp event deletes one row and inserts it again, atomically in a transaction)."""
-    await caught_up(run)
+    await converged(run)
     for n in range(1, SB_TABLES + 1):
         sums = {rid: (await direct(cluster, rid, f"CHECKSUM TABLE sbtest{n}"))[0][1] for rid in replica_ids(run)}
         assert len(set(sums.values())) == 1, f"CHECKSUM TABLE sbtest{n} differs: {sums}"
@@ -568,6 +535,94 @@ async def test_idle_transaction_is_rolled_back_and_its_session_closed(cluster: L
         assert run.coord.mysql.counters["txn_idle_timeouts"] == 2
         await no_transaction_left(run)
         await assert_replicas_hold(cluster, run, "SELECT id, v FROM idle_t", [(1, 2)])
+
+
+# ============================================================================ 4b. locks held by open transactions
+
+
+@pytest.mark.timeout(90)
+async def test_a_held_row_lock_stalls_only_the_writes_that_need_that_row(cluster: LocalCluster,
+                                                                         fresh: Running) -> None:
+    """core.lanes: the batch never waits for a row lock. An autocommit write on a row an open
+    transaction holds waits (parked) and then applies after it, in the leader's commit order;
+    writes on other rows go on at once meanwhile."""
+    run = fresh
+    async with conns(port_of(run), 3) as (holder, blocked, other):
+        await other.run("CREATE TABLE hl (id INT PRIMARY KEY, v INT NOT NULL)")
+        await other.run("INSERT INTO hl VALUES (1, 0), (2, 0)")
+        await holder.run("BEGIN")
+        await holder.run("UPDATE hl SET v = v + 10 WHERE id = 1")  # holds row 1
+        waiting = asyncio.create_task(blocked.run("UPDATE hl SET v = v * 2 WHERE id = 1"))
+        started = time.monotonic()
+        for _ in range(20):  # meanwhile: writes on row 2 are not held up by row 1's lock
+            t = time.monotonic()
+            await other.run("UPDATE hl SET v = v + 1 WHERE id = 2")
+            assert time.monotonic() - t < 1.0, "a write on another row waited for the held lock"
+        assert not waiting.done(), "the write on the locked row did not wait for the lock"
+        await holder.run("COMMIT")
+        _, rows, _ = await waiting
+        assert rows == 1 and time.monotonic() - started < 5
+    # replayed in the leader's commit order: (0 + 10) * 2, not 0 * 2 + 10
+    await assert_replicas_hold(cluster, run, "SELECT id, v FROM hl ORDER BY id", [(1, 20), (2, 20)])
+
+
+@pytest.mark.timeout(90)
+async def test_ddl_waits_for_an_open_transaction_at_most_ddl_lock_wait(cluster: LocalCluster,
+                                                                       fresh: Running) -> None:
+    """A DDL on a table an open transaction uses waits ``ddl_lock_wait_s`` (2 s) for its metadata
+    lock, then fails with 1205 and changes nothing; the transaction's COMMIT, sent meanwhile,
+    waits for the DDL entry to be over (its timestamp came first) and then commits."""
+    run = fresh
+    assert run.cfg.transactions.ddl_lock_wait_s == 2
+    async with conns(port_of(run), 2) as (txn, ddl):
+        await ddl.run("CREATE TABLE dw (id INT PRIMARY KEY, v INT NOT NULL)")
+        await ddl.run("INSERT INTO dw VALUES (1, 0)")
+        await txn.run("BEGIN")
+        await txn.run("UPDATE dw SET v = 1 WHERE id = 1")
+        started = time.monotonic()
+        altering = asyncio.create_task(ddl.error("ALTER TABLE dw ADD COLUMN c INT"))
+
+        async def ddl_in_flight() -> bool:
+            return run.coord.replicator.inflight > 0
+
+        await wait_for(ddl_in_flight, 5, "the ALTER in flight")
+        await txn.run("COMMIT")
+        committed_after = time.monotonic() - started
+        errno = await altering
+        ddl_took = time.monotonic() - started
+    assert errno == 1205, errno
+    assert 1.5 <= ddl_took <= 5.0, ddl_took
+    assert committed_after >= 1.5, "the COMMIT did not wait for the DDL entry in flight"
+    await assert_replicas_hold(cluster, run, "SELECT * FROM dw", [(1, 1)])  # no column c anywhere
+
+
+@pytest.mark.timeout(90)
+async def test_a_leader_change_rolls_back_open_transactions_and_says_so(cluster: LocalCluster,
+                                                                        fresh: Running) -> None:
+    """txn.py: a switchover rolls back a transaction open on the old leader (its connection closed,
+    its locks gone, an event); the client's next statement — a plain read too — gets 1213, never
+    an answer as if the transaction were still open; then the session works as usual."""
+    run = fresh
+    async with conns(port_of(run), 1) as (conn,):
+        await conn.run("CREATE TABLE lc (id INT PRIMARY KEY)")
+        await conn.run("BEGIN")
+        await conn.run("INSERT INTO lc VALUES (1)")
+        old = run.coord.replicator.leader_id
+        st, body = await run.post("/admin/trigger-failover", {})
+        assert st == 200 and body["success"], body
+        assert run.coord.replicator.leader_id != old
+
+        async def rolled_back() -> bool:
+            _, ev = await run.get("/admin/events?kind=txn_aborted")
+            return any(e.get("reason") == "leader_changed" for e in ev["events"])
+
+        await wait_for(rolled_back, 10, "a txn_aborted event with reason leader_changed")
+        assert await conn.error("SELECT COUNT(*) FROM lc") == 1213
+        assert await conn.q("SELECT COUNT(*) FROM lc") == [(0,)]  # the write went with it
+        await conn.run("INSERT INTO lc VALUES (2)")  # autocommit again, on the new leader
+        assert not conn.in_trans  # (PyMySQL takes the flags from OK packets only)
+    await assert_replicas_hold(cluster, run, "SELECT id FROM lc", [(2,)])
+    await no_transaction_left(run)
 
 
 # ============================================================================ 5. pinned-connection cap
@@ -682,6 +737,10 @@ IMPLICIT_STEPS = [
     "INSERT INTO ic VALUES (7, 'alter')",
     "ALTER TABLE ic2 ADD COLUMN x INT",  # commits row 7
     "ROLLBACK",
+    "BEGIN",
+    "INSERT INTO ic VALUES (8, 'operand(s)')",  # no RAND() call in it: runs (a word containing "rand" is no call)
+    "SET autocommit=1",  # already 1: commits nothing (only a change to 1 does)
+    "ROLLBACK",  # so row 8 goes
     "SELECT id, v FROM ic ORDER BY id",
 ]
 IMPLICIT_ROWS = [(1, "ddl"), (2, "begin"), (4, "ac"), (6, "commit"), (7, "alter")]

@@ -213,6 +213,7 @@ class CommitTxn:
     rid: str
     entry: Entry
     epoch: int
+    parked: bool = False  # a parked write's lane (its connection is the shell's ``parked``), else a session's
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from . import sequencer
 from .actions import CheckCommitted, CommitTxn, LaneEnd, ParkedRun
 from .messages import Down, Executed, FencedOut, LaneDone, LaneThread, Ok, SqlFailed, TxnCommit
 from .outcomes import ApiError, statement_error
-from .replog import Entry, EntryKind, Statement
+from .replog import EntryKind
 from .state import State
 from .writes import WriteRequest
 
@@ -67,11 +67,9 @@ class Lane:
     thread_id: int | None
     parked: bool = False
     step: str = "commit"  # parked: run → commit; "wait": at its commit point behind a DDL entry
-    stmts: tuple[Statement, ...] = ()
     commit: sequencer.PendingCommit | None = None  # once its timestamp is taken
     seq: int = 0
     checking: int = 0  # the CheckCommitted control task in flight (0 = none)
-    checked_thread: int | None = None  # the connection a check ends (still ended again if a failover drains it)
     check_at: float = 0.0  # ask again from this time (the leader did not answer)
 
 
@@ -89,8 +87,7 @@ def commit(st: State, ev: TxnCommit) -> None:
     req = WriteRequest(ev.handle, EntryKind.TXN, tuple(s[0] for s in ev.statements), ev.seeds, st.now + timeout)
     req.results = [(rows, insert_id) for _sql, insert_id, rows in ev.statements]
     st.writes.track(req)
-    stmts = tuple(Statement(sql, insert_id, rows) for sql, insert_id, rows in ev.statements)
-    lane = st.lanes[ev.lane] = Lane(ev.lane, ev.rid, ev.term, req, ev.time_us, ev.thread_id, stmts=stmts)
+    lane = st.lanes[ev.lane] = Lane(ev.lane, ev.rid, ev.term, req, ev.time_us, ev.thread_id)
     _at_commit_point(st, lane)
 
 
@@ -156,11 +153,8 @@ def _at_commit_point(st: State, lane: Lane) -> None:
         lane.step = "wait"
         return
     lane.step = "commit"
-    req = lane.req
-    ts = req.ts = st.alloc.take_one()
-    entry = Entry(ts, st.epoch, req.kind, lane.stmts, lane.time_us, req.seeds[0], req.seeds[1], 0, req.request_id,
-                  st.leader_id)
-    lane.commit = sequencer.add(st, [entry], [req], lane.lane)
+    entry = lane.req.entry(st.alloc.take_one(), st.epoch, st.leader_id, lane.time_us)
+    lane.commit = sequencer.add(st, [entry], [lane.req], lane.lane, lane.parked)
     _send(st, lane)
 
 
@@ -175,7 +169,8 @@ def resume(st: State) -> None:
 def _send(st: State, lane: Lane) -> None:
     assert lane.commit is not None
     lane.seq = st.next_seq()
-    st.out.lane_actions.append(CommitTxn(lane.lane, lane.seq, lane.rid, lane.commit.entries[0], st.epoch))
+    st.out.lane_actions.append(CommitTxn(lane.lane, lane.seq, lane.rid, lane.commit.entries[0], st.epoch,
+                                         lane.parked))
 
 
 def on_thread(st: State, ev: LaneThread) -> None:
@@ -222,8 +217,6 @@ def _ran(st: State, lane: Lane, ev: LaneDone) -> None:
     if isinstance(r, Ok):
         ex: Executed = r.value
         req.results = [tuple(x) for x in ex.results[0]] if ex.results else []
-        results = req.results or [(0, 0)] * len(req.statements)
-        lane.stmts = tuple(Statement(sql, res[1], max(res[0], 0)) for sql, res in zip(req.statements, results))
         _at_commit_point(st, lane)
         return
     del st.lanes[lane.lane]
@@ -236,11 +229,10 @@ def _ran(st: State, lane: Lane, ev: LaneDone) -> None:
 
 
 def _check(st: State, lane: Lane) -> None:
+    # Every check ends the connection first (again: a check that failed may not have reached the
+    # server, and a COMMIT still on its way may land until it is ended; ending an ended one is
+    # quiet). Only an answered check settles the lane, so it is never ended after that.
     lane.checking = st.control(OWNER, CheckCommitted, lane.rid, lane.req.ts, lane.thread_id).id
-    if lane.thread_id is not None:
-        # ended by this check; a repeated check only reads the log. Until the check answers,
-        # a COMMIT still on its way may land, so a failover draining this lane ends it too.
-        lane.checked_thread, lane.thread_id = lane.thread_id, None
 
 
 def on_control(st: State, task_id: int, result: object) -> None:
@@ -279,31 +271,26 @@ def drained(st: State, commits: list[sequencer.PendingCommit]) -> tuple[tuple[in
     """A failover took the leader's unsettled lane work. An interactive transaction cannot be run
     again on the new leader, so its client learns the outcome is unknown (a committed copy on
     the old leader is errant there, and rebuilt). A parked write goes back to the queue, as the
-    batch's writes do. Returns the server threads of the lanes' connections (ended before the
-    old leader's log is trusted again) and the writes to requeue."""
-    threads = tuple(t for x in st.lanes.values() for t in (x.thread_id or x.checked_thread,) if t is not None)
+    batch's writes do (``leader.work`` has those that took a timestamp). Returns the server
+    threads of the lanes' connections (ended before the old leader's log is trusted again) and
+    the parked writes that had not reached their commit point."""
+    threads = tuple(x.thread_id for x in st.lanes.values() if x.thread_id is not None)
     requeue = []
     for lane in st.lanes.values():
-        if lane.parked:
+        if lane.parked and lane.commit is None:
             requeue.append(lane.req)
-            if lane.commit is None:
-                st.out.lane_actions.append(LaneEnd(lane.lane, lane.rid))
+            st.out.lane_actions.append(LaneEnd(lane.lane, lane.rid))
+        elif lane.step == "wait":
+            st.writes.fail(st.out, lane.req, aborted("the leader changed while the transaction waited to commit; it "
+                                                     "was rolled back — retry it"))
     for p in commits:
-        if p.lane is None:
-            continue
-        lane = st.lanes.get(p.lane)
-        if lane is not None and lane.parked:
+        if p.lane is None or p.parked:
             continue
         for req in p.reqs:
             st.writes.answer(st.out, req, ApiError(
                 503, "write_timeout", "the leader failed while the transaction was committing; its outcome is "
                 "unknown", errno=1180))
-        if lane is not None:
-            st.emit("txn_aborted", f"interactive transaction on lane {p.lane} lost its leader while committing; "
-                    "outcome unknown", lane=p.lane, ts=p.first_ts, reason="failover")
-    for lane in st.lanes.values():
-        if lane.step == "wait" and not lane.parked:
-            st.writes.fail(st.out, lane.req, aborted("the leader changed while the transaction waited to commit; it "
-                                                     "was rolled back — retry it"))
+        st.emit("txn_aborted", f"interactive transaction on lane {p.lane} lost its leader while committing; "
+                "outcome unknown", lane=p.lane, ts=p.first_ts, reason="failover")
     st.lanes.clear()
     return threads, requeue

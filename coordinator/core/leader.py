@@ -39,7 +39,7 @@ from . import lanes, sequencer
 from .actions import AloneAbort, AloneFinish, AloneMark, AloneRun, LeadCommit, LeadExecute, ReplicaAction
 from .messages import Cause, Down, Executed, FencedOut, Ok, Result, Snapshot, SqlFailed
 from .outcomes import ApiError, statement_error
-from .replog import Entry, EntryKind, Statement
+from .replog import Entry, EntryKind
 from .state import InDoubt, ReplicaState, State
 from .writes import WriteRequest
 
@@ -70,8 +70,9 @@ class LeaderBatch:
 
 def work(st: State) -> list[WriteRequest]:
     """The batch writes the leader holds but has not logged: committed or in doubt but not
-    yet in order, and the batch in flight (each once, in timestamp then queue order)."""
-    reqs = [r for p in st.commits if p.lane is None for r in p.reqs]
+    yet in order (parked ones too), and the batch in flight (each once, in timestamp then
+    queue order)."""
+    reqs = [r for p in st.commits if p.lane is None or p.parked for r in p.reqs]
     if st.batch is not None:
         reqs += st.batch.batch
     seen: set[int] = set()
@@ -153,16 +154,12 @@ def entries_for(st: State, done: list[WriteRequest], time_us: int) -> list[Entry
     entries = []
     last = done[-1]
     for req, ts in zip(done, stamps):
-        req.ts = ts
-        results = req.results or [(0, 0)] * len(req.statements)
-        stmts = tuple(Statement(sql, res[1] if req.kind != EntryKind.DDL else 0, max(res[0], 0))
-                      for sql, res in zip(req.statements, results))
         entry_mark = ts if req.exact_mark else 0
         if mark is not None and req is last and not entry_mark:
             entry_mark = mark
-        entries.append(Entry(ts, st.epoch, req.kind, stmts, time_us, req.seeds[0], req.seeds[1], entry_mark,
-                             req.request_id, st.leader_id))
+        entries.append(req.entry(ts, st.epoch, st.leader_id, time_us, entry_mark))
     return entries
+
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -347,13 +344,6 @@ def check_ts(st: State, rs: ReplicaState) -> tuple[int, ...]:
 
 def end_threads(st: State, rs: ReplicaState) -> tuple[int, ...]:
     return st.drained.get(rs.id, (frozenset(), ()))[1]
-
-
-def drained_checked(st: State, rs: ReplicaState, checked: tuple[int, ...], ended: tuple[int, ...]) -> bool:
-    """Did this Open end every connection and look up every commit a failover took from the
-    replica? (Not if the failover came while the Open was on its way.)"""
-    taken = st.drained.get(rs.id)
-    return taken is None or (taken[0] <= frozenset(checked) and set(taken[1]) <= set(ended))
 
 
 def errant_drained(st: State, rs: ReplicaState, present: frozenset[int]) -> str | None:

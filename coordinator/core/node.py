@@ -175,6 +175,8 @@ class Core:
         st.in_doubt = None
         st.commits.clear()
         st.lanes.clear()
+        st.drained.clear()  # timestamps start again at 1: old ones would match new entries
+        st.failed_ddl.clear()
         for rs in st.replicas.values():
             rs.applied_ts, rs.applied_epoch, rs.trimmed_below = 0, st.epoch, 0
             rs.phase, rs.inflight, rs.pending, rs.rollback = Phase.CLOSED, None, None, None

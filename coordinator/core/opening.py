@@ -71,10 +71,6 @@ def on_result(st: State, rs: ReplicaState, action: ReplicaAction, result: Result
     if isinstance(action, Open):
         if not isinstance(result, Ok):
             return result
-        if not leader.drained_checked(st, rs, action.check_ts, action.end_threads):
-            # a failover took commits from this replica while the Open was on its way: their
-            # connections were not ended nor their log rows looked up by it — open again
-            return Down(Cause.IO, f"{rs.name} reopens: a failover took unsettled commits from it meanwhile")
         _opened(st, rs, result.value)
         return None
     job = rs.pending

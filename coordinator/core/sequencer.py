@@ -34,7 +34,8 @@ class PendingCommit:
 
     entries: list[Entry]
     reqs: list[WriteRequest]
-    lane: int | None = None  # the interactive transaction's lane; None for the batch
+    lane: int | None = None  # the lane it commits on; None for the batch
+    parked: bool = False  # a parked batch write: a failover requeues it as it does the batch's
     status: str = COMMITTING
 
     @property
@@ -46,11 +47,12 @@ class PendingCommit:
         return self.entries[-1].ts
 
 
-def add(st: State, entries: list[Entry], reqs: list[WriteRequest], lane: int | None = None) -> PendingCommit:
+def add(st: State, entries: list[Entry], reqs: list[WriteRequest], lane: int | None = None,
+        parked: bool = False) -> PendingCommit:
     """Register a commit whose timestamps were just taken (so above every registered one)."""
     assert entries, "a commit without entries takes no timestamps"
     assert not st.commits or st.commits[-1].last_ts < entries[0].ts, "timestamps are taken in order"
-    p = PendingCommit(entries, reqs, lane)
+    p = PendingCommit(entries, reqs, lane, parked)
     st.commits.append(p)
     return p
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .actions import Ready
 from .outcomes import ApiError, WriteOutcome, timeout_error
-from .replog import EntryKind
+from .replog import Entry, EntryKind, Statement
 
 
 @dataclass(slots=True, eq=False)
@@ -41,6 +41,16 @@ class WriteRequest:
     @property
     def alone(self) -> bool:
         return self.kind in (EntryKind.DDL, EntryKind.RESET)
+
+    def entry(self, ts: int, epoch: int, leader: str, time_us: int, mark: int = 0) -> Entry:
+        """Its log entry once it ran on the leader (each statement with the leader's rows affected
+        and insert id), at timestamp ``ts`` — a batch's, or a lane's at its commit point."""
+        self.ts = ts
+        results = self.results or [(0, 0)] * len(self.statements)
+        stmts = tuple(Statement(sql, res[1] if self.kind != EntryKind.DDL else 0, max(res[0], 0))
+                      for sql, res in zip(self.statements, results))
+        return Entry(ts, epoch, self.kind, stmts, time_us, self.seeds[0], self.seeds[1], mark, self.request_id,
+                     leader)
 
 
 def _replayed(outcome: Any) -> Any:

@@ -222,6 +222,7 @@ class Connection(asyncio.Protocol):
             if cmd == c.COM_QUERY:
                 await h.query(payload[1:].decode("utf-8", "surrogateescape"))
             elif cmd == c.COM_STMT_EXECUTE:
+                self.f.count("stmt_executes")
                 await h.execute(payload)
             elif cmd == c.COM_STMT_PREPARE:
                 await h.prepare(payload[1:].decode("utf-8", "surrogateescape"))

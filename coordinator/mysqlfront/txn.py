@@ -149,7 +149,7 @@ class Transactions:
         self.f.events.emit("txn_aborted", f"MySQL session {s.id}: transaction rolled back: {why}", session=s.id,
                            reason="leader_changed", statements=txn.statements, writes=len(txn.writes))
 
-    def _doomed(self, s: Session, txn: Txn) -> Failed:
+    def doomed(self, s: Session, txn: Txn) -> Failed:
         self._end(s, txn, clean=False)
         return Failed(ER_LOCK_DEADLOCK, "40001", f"Deadlock found when trying to get lock; try restarting "
                       f"transaction ({txn.doomed})")
@@ -161,7 +161,7 @@ class Transactions:
         whose leader term is gone (``abort``)."""
         rep = self.f.replicator
         if txn.doomed:
-            raise self._doomed(s, txn)
+            raise self.doomed(s, txn)
         if txn.pinned is not None:
             if rep.lane_term() != txn.term or rep.leader_id != txn.rid:
                 raise self.abort(s, txn, "the leader changed (or its connection was reset) during the transaction",
@@ -183,10 +183,12 @@ class Transactions:
             t = self.f.cfg.mysql.query_timeout_s
             await b.query(f"SET timestamp={batchsql.sql_time(txn.began_us)}", t)
             await b.query("START TRANSACTION READ ONLY" if txn.read_only else "START TRANSACTION", t)
-        except (ReplicaDown, ServerError) as exc:
+        except BaseException as exc:  # also cancelled (the client went away): the slot is given back
             self.pinned -= 1
             if b is not None:
                 b.close()
+            if not isinstance(exc, (ReplicaDown, ServerError)):
+                raise
             raise Failed(c.ER_OPTION_PREVENTS_STATEMENT, "HY000", f"cannot open the transaction on the leader "
                          f"({exc}); the statement did not run — retry") from None
         txn.pinned, txn.rid, txn.term = b, rid, term
@@ -215,8 +217,10 @@ class Transactions:
                                  m.query_timeout_s + m.max_statement_time_s + self.cfg.lock_wait_timeout_s)
         except ReplicaDown as exc:
             if txn.doomed:  # closed under the statement by the leader change (one event already)
-                raise self._doomed(s, txn) from None
+                raise self.doomed(s, txn) from None
             raise self.abort(s, txn, f"the connection to the leader failed ({exc})", "connection_lost") from None
+        finally:
+            txn.last_active = time.monotonic()  # idle from the end of its last statement (a lock wait is not idle)
 
     # --- COMMIT and ROLLBACK ---
 
@@ -225,7 +229,7 @@ class Transactions:
         entry in the leader's commit order, answered after the quorum (raises Failed)."""
         b = txn.pinned
         if txn.doomed:
-            raise self._doomed(s, txn)
+            raise self.doomed(s, txn)
         if b is None:
             self._end(s, txn, clean=True)
             return None
@@ -235,8 +239,10 @@ class Transactions:
         await self.pin(s, txn)  # the term check
         txn.committing = True
         ran: list[Result] = []
+        started: list[bool] = []
 
         async def run_commit(a: CommitTxn) -> Result:
+            started.append(True)
             r = await self._commit_on(b, a)
             ran.append(r)
             return r
@@ -245,8 +251,10 @@ class Transactions:
             out: WriteOutcome = await self.f.replicator.commit_txn(
                 txn.lane, txn.rid, txn.term, tuple(txn.writes), txn.began_us, b.thread_id, run_commit)
         except ApiError as err:
-            if not ran:  # refused before its COMMIT was sent: roll it back on its connection
+            if not started:  # refused before its COMMIT was sent: roll it back on its connection
                 await self._finish_on(s, txn, "ROLLBACK", quiet=True)
+            elif not ran:  # answered while its COMMIT still runs there (outcome unknown): leave it, close
+                self._end(s, txn, clean=False)
             else:
                 self._end(s, txn, clean=isinstance(ran[0], (SqlFailed, FencedOut)) and not b.broken)
             if err.code == "txn_aborted":
@@ -322,15 +330,23 @@ class Transactions:
     async def _reap(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.cfg.idle_timeout_s / 4))
-            now = time.monotonic()
-            term, leader = self.f.replicator.leader_term, self.f.replicator.leader_id
-            for s, txn in list(self.open.values()):
-                if txn.pinned is None or txn.committing:
-                    continue
-                if txn.term != term or txn.rid != leader:
-                    self._doom(s, txn, "the leader changed (or its connection was reset) during the transaction")
-                elif s.command == "Sleep" and now - txn.last_active > self.cfg.idle_timeout_s:
-                    self._idle_out(s, txn, now - txn.last_active)
+            try:
+                self._sweep(time.monotonic())
+            except Exception:  # a bug must not end idle timeouts and leader-change rollbacks for good
+                log.exception("txn_reaper_error")
+
+    def _sweep(self, now: float) -> None:
+        """Idle transactions are rolled back; those of a leader term gone are doomed."""
+        term, leader = self.f.replicator.leader_term, self.f.replicator.leader_id
+        for s, txn in list(self.open.values()):
+            if txn.doomed and s.command == "Sleep" and now - txn.last_active > self.cfg.idle_timeout_s:
+                self._idle_out(s, txn, now - txn.last_active)  # rolled back and never told: end it
+            if txn.pinned is None or txn.committing:
+                continue
+            if txn.term != term or txn.rid != leader:
+                self._doom(s, txn, "the leader changed (or its connection was reset) during the transaction")
+            elif s.command == "Sleep" and now - txn.last_active > self.cfg.idle_timeout_s:
+                self._idle_out(s, txn, now - txn.last_active)
 
     def _idle_out(self, s: Session, txn: Txn, idle_s: float) -> None:
         self._end(s, txn, clean=False)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..batchsql import uses_rand
 from ..core.sqlrules import Kind
 from ..errors import ReplicaDown
 from ..mysqlproto import constants as c
@@ -36,6 +35,7 @@ from .statements import Local, Sql
 from .txn import LOCKING_READ, Txn
 
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
+_RAND_CALL = re.compile(r"\bRAND\s*\(", re.I)  # a call, not "brands" or 'Grand' (batchsql.uses_rand only adds seeds)
 ER_READ_ONLY_TRANSACTION = 1792
 
 
@@ -60,7 +60,7 @@ async def control(h: Any, st: Local, text: str, more: bool) -> None:
             await T.rollback(s, s.txn)
     elif what == "autocommit":
         assert isinstance(st.value, bool)
-        if st.value:
+        if st.value and not s.autocommit:  # only a change to 1 commits (BEGIN … SET autocommit=1 with 1 does not)
             await implicit_commit(h)
         s.autocommit = st.value
     else:  # savepoint, rollback_to, release
@@ -106,6 +106,8 @@ async def statement(h: Any, st: Sql, text: str, more: bool, binary: Any) -> bool
     """Run ``st`` as part of the session's transaction; False: not for the transaction (a read
     served as usual, or DDL after the implicit commit)."""
     s, T = h.s, h.f.transactions
+    if s.txn is not None and s.txn.doomed:  # rolled back under the client: no statement runs as if it were open
+        raise T.doomed(s, s.txn)
     kind = st.stmt.kind
     if kind is Kind.DDL:
         await implicit_commit(h)
@@ -123,7 +125,7 @@ async def statement(h: Any, st: Sql, text: str, more: bool, binary: Any) -> bool
     txn = s.txn or T.begin(s)
     if txn.read_only:
         raise Failed(ER_READ_ONLY_TRANSACTION, "25006", "Cannot execute statement in a READ ONLY transaction")
-    if uses_rand(text):
+    if _RAND_CALL.search(text):
         raise Failed(*E.not_supported("RAND() in a write inside a transaction is not supported by this coordinator: "
                                       "its values could not be replayed exactly; compute the value in the "
                                       "application, or write it outside the transaction"))
@@ -150,6 +152,8 @@ async def _pinned_number(h: Any, txn: Txn, sql: str) -> int:
         res = await b.relay(bytes([c.COM_QUERY]) + sql.encode(), lambda p, _last: packets.append(p),
                             h.f.cfg.mysql.query_timeout_s)
     except ReplicaDown as exc:
+        if txn.doomed:
+            raise T.doomed(s, txn) from None
         raise T.abort(s, txn, f"the connection to the leader failed ({exc})", "connection_lost") from None
     if res.kind != "rows" or len(packets) < 3 or not 0 < packets[-2][0] < 251:
         raise T.abort(s, txn, f"the leader answered {sql!r} unexpectedly", "connection_lost")
@@ -175,7 +179,16 @@ async def _on_pinned(h: Any, txn: Txn, text: str, more: bool, binary: Any) -> An
     if res.kind != "err":
         return res
     errno = int.from_bytes(last[0][1:3], "little") if last else 0
+    h.f.count("errors")
     if errno == 1213:  # InnoDB rolled the whole transaction back
         T.abort(s, txn, "InnoDB chose it as a deadlock victim", "deadlock")
-    h.f.count("errors")
+    elif txn.pinned is not None:
+        try:
+            still_open = await _pinned_number(h, txn, "SELECT @@in_transaction")
+        except Failed:  # the connection went: the transaction ended with it (the error is answered)
+            still_open = 1
+        if not still_open:
+            # the server ended the whole transaction on this error (1206, a lock wait under
+            # innodb_rollback_on_timeout, …): its writes are gone; so is the transaction
+            T.abort(s, txn, f"the leader rolled the transaction back on error {errno}", "server_rollback")
     raise Answered()
