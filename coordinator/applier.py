@@ -185,23 +185,36 @@ class Applier:
         return Ok(None)
 
     async def _execute(self, a: A.LeadExecute) -> Result:
-        sql, owners = batchsql.leader_execute(a.items, a.time_us if a.begin else None, a.begin, self.max_stmt)
+        return await self._run_batch("", 0, a.items, a.time_us if a.begin else None, a.begin)
+
+    async def _commit(self, a: A.LeadCommit) -> Result:
+        sql, n = batchsql.leader_commit(self.schema, a.epoch, a.entries, a.trim_below)
+        if not a.then:
+            return await self._timed(sql)
+        return await self._run_batch(sql, n, a.then, a.then_time_us, True)
+
+    async def _run_batch(self, prefix: str, n_prefix: int, items: tuple[tuple[tuple[str, ...], tuple[int, int]], ...],
+                         time_us: int | None, begin: bool) -> Result:
+        """The clients' statements of a leader batch (``LeadExecute``), after ``prefix`` — the
+        previous batch's COMMIT (``n_prefix`` results) when pipelined. A failure inside the
+        prefix is the COMMIT's (raised: SqlFailed / Fenced / Down); one after it is the batch's."""
+        sql, owners = batchsql.leader_execute(items, time_us, begin, self.max_stmt)
         started = time.perf_counter()
         try:
-            results = await mysqlio.run(self.conn, sql, self.t + self.max_stmt)
+            results = await mysqlio.run(self.conn, f"{prefix};\n{sql}" if prefix else sql, self.t + self.max_stmt)
             failed = None
         except StatementError as exc:
+            if exc.position < n_prefix:
+                raise
             results = exc.results
-            owner = owners[exc.position] if exc.position < len(owners) else None
+            pos = exc.position - n_prefix
+            owner = owners[pos] if pos < len(owners) else None
             if owner is None:
                 failed = StatementFailure(-1, -1, exc.errno, exc.message)
             else:
                 failed = StatementFailure(owner[0], owner[1], exc.errno, exc.message)
-        per = batchsql.per_request(owners, results, len(a.items))
+        per = batchsql.per_request(owners, results[n_prefix:], len(items))
         return Ok(Executed(tuple(tuple(r) for r in per), failed), (time.perf_counter() - started) * 1000)
-
-    async def _commit(self, a: A.LeadCommit) -> Result:
-        return await self._timed(batchsql.leader_commit(self.schema, a.epoch, a.entries, a.trim_below))
 
     async def _rollback(self, a: A.Rollback) -> Result:
         try:

@@ -202,30 +202,28 @@ def follower_batch(schema: str, epoch: int, entries: Sequence[Entry], trim_below
     """One transaction applying ``entries`` (none of which must be applied alone),
     recording them in the replica's log and advancing its applied timestamp.
 
-    The replayed statements run inside one anonymous compound statement
-    (``BEGIN NOT ATOMIC … END``), so the whole batch answers with one result
-    instead of one per statement: a follower needs no per-statement results, and
-    parsing them was most of the coordinator's cost per follower. A failing
-    statement aborts the block with its error; the transaction stays open and the
-    caller rolls it back."""
-    body: list[str] = []
+    The whole transaction — START TRANSACTION, the replayed statements, the log rows,
+    the state row, COMMIT — is one anonymous compound statement (``BEGIN NOT ATOMIC …
+    END``), so the batch answers with one result instead of one per statement: a
+    follower needs no per-statement results, and reading each (a wake-up of the
+    event loop apiece) was most of the coordinator's cost per follower. A failing
+    statement aborts the block with its error before the COMMIT; the transaction
+    stays open and the caller rolls it back."""
+    parts = ["START TRANSACTION"]
     last_time = None
     for e in entries:
         if not e.statements:
             continue
         if e.time_us != last_time:
-            body.append(f"SET timestamp={sql_time(e.time_us)}")
+            parts.append(f"SET timestamp={sql_time(e.time_us)}")
             last_time = e.time_us
-        body.append(replay_fragment(e))
-    parts = ["START TRANSACTION"]
-    if body:
-        parts.append("BEGIN NOT ATOMIC\n" + ";\n".join(body) + ";\nEND")
+        parts.append(replay_fragment(e))
     parts.append(log_insert(schema, entries))
     parts.append(state_update(schema, epoch, entries[-1], latest_mark(entries)))
     if trim_below:
         parts.append(log_trim(schema, trim_below))
     parts.append("COMMIT")
-    return ";\n".join(parts)
+    return "BEGIN NOT ATOMIC\n" + ";\n".join(parts) + ";\nEND"
 
 
 def latest_mark(entries: Sequence[Entry]) -> int | None:
@@ -340,7 +338,9 @@ def txn_commit(schema: str, epoch: int, entry: Entry) -> str:
     return ";\n".join([log_insert(schema, [entry]), state_update(schema, epoch, entry), "COMMIT"])
 
 
-def leader_commit(schema: str, epoch: int, entries: Sequence[Entry], trim_below: int = 0) -> str:
+def leader_commit(schema: str, epoch: int, entries: Sequence[Entry], trim_below: int = 0) -> tuple[str, int]:
+    """The leader batch's COMMIT round trip, and how many results it returns (a log trim is
+    two statements); a pipelined next batch's statements follow those results."""
     parts = []
     if entries:
         parts.append(log_insert(schema, entries))
@@ -348,4 +348,5 @@ def leader_commit(schema: str, epoch: int, entries: Sequence[Entry], trim_below:
     if trim_below:
         parts.append(log_trim(schema, trim_below))
     parts.append("COMMIT")
-    return ";\n".join(parts)
+    sql = ";\n".join(parts)
+    return sql, len(parts) + (1 if trim_below else 0)

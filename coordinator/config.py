@@ -101,6 +101,7 @@ class QuorumSection:
 class ReplicationSection:
     write_timeout_s: float = 5.0
     max_batch_entries: int = 64
+    pipeline_commit: bool = True  # one leader round trip per batch: its COMMIT, then the next batch's statements
     max_inflight_entries: int = 20_000
     memory_log_entries: int = 200_000
     persisted_log_margin: int = 100_000

@@ -61,6 +61,7 @@ class Replicator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._proposals: list[Event] = []  # client writes arrived in this turn of the loop (``_propose``)
         # lane -> how to run its CommitTxn (the session's pinned connection), while it commits
         self._lane_runs: dict[int, Callable[[CommitTxn], Awaitable[Result]]] = {}
         self.parked = ParkedLanes(self.endpoint, cfg.coordinator.database, self.schema, m.query_timeout_s,
@@ -71,6 +72,19 @@ class Replicator:
     def step(self, ev: Event) -> None:
         self.core.step(ev, time.monotonic(), time.time_ns() // 1000)
         self._carry_out(self.core.ready())
+
+    def _propose(self, ev: Propose) -> None:
+        """Writes are stepped in together, once per turn of the event loop (``Core.step_all``):
+        those that arrive while the leader is busy wait for its next batch anyway."""
+        self._proposals.append(ev)
+        if len(self._proposals) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        evs, self._proposals = self._proposals, []
+        if evs:
+            self.core.step_all(evs, time.monotonic(), time.time_ns() // 1000)
+            self._carry_out(self.core.ready())
 
     def _carry_out(self, rd: Ready) -> None:
         for a in rd.actions:
@@ -119,12 +133,17 @@ class Replicator:
             await asyncio.sleep(TICK_S)
             self.step(Tick())
 
-    def _call(self, make: Callable[[int], Event]) -> asyncio.Future[Any]:
+    def _call(self, make: Callable[[int], Event], step: Callable[[Any], None] | None = None) -> asyncio.Future[Any]:
         handle = next(self._handles)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._futures[handle] = fut
-        self.step(make(handle))
+        (step or self.step)(make(handle))
         return fut
+
+    def _seeds(self) -> tuple[int, int]:
+        """Fresh RAND() seeds (1 … 2**30-1) for one write."""
+        bits = self._rng.getrandbits
+        return (bits(30) or 1, bits(30) or 1)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -169,8 +188,9 @@ class Replicator:
 
     async def submit(self, kind: EntryKind, statements: tuple[str, ...], exact_mark: bool = False,
                      request_id: str = "", timeout_s: float | None = None) -> WriteOutcome:
-        seeds = (self._rng.randrange(1, 2**30), self._rng.randrange(1, 2**30))
-        result = await self._call(lambda h: Propose(h, kind, statements, seeds, request_id, exact_mark, timeout_s))
+        seeds = self._seeds()
+        result = await self._call(lambda h: Propose(h, kind, statements, seeds, request_id, exact_mark, timeout_s),
+                                  self._propose)
         if isinstance(result, ApiError):
             raise result
         assert isinstance(result, WriteOutcome)
@@ -191,7 +211,7 @@ class Replicator:
         """Commit an interactive transaction that ran on lane ``lane`` (its writes: (sql, insert
         id, rows)); ``run`` carries out its CommitTxn on the pinned connection. Answered after
         the quorum, like any write; an ApiError is raised otherwise."""
-        seeds = (self._rng.randrange(1, 2**30), self._rng.randrange(1, 2**30))
+        seeds = self._seeds()
         self._lane_runs[lane] = run
         try:
             result = await self._call(lambda h: TxnCommit(h, lane, rid, term, statements, time_us, seeds, thread_id))

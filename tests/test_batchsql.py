@@ -328,6 +328,8 @@ def test_follower_batch_shape() -> None:
     e3 = mk(7, ("INSERT INTO products (name) VALUES ('p')", 9), "DELETE FROM users WHERE id = 1", kind=EntryKind.TXN,
             time_us=1_700_000_001_000_000)
     batch = follower_batch(SCHEMA, 3, [e1, e2, e3])
+    # one compound statement, START TRANSACTION to COMMIT: the server answers the batch with one result
+    assert batch.startswith("BEGIN NOT ATOMIC\nSTART TRANSACTION;\n") and batch.endswith(";\nCOMMIT;\nEND")
     p = parts(batch)
     assert p[0] in TXN_START and p[-1] == "COMMIT"
     assert p[-3:-1] == [
@@ -428,16 +430,23 @@ def test_follower_batch_noop_entry() -> None:
 
 
 def test_leader_commit() -> None:
+    """The COMMIT round trip, and its count of results: a pipelined batch's results follow them."""
     es = [mk(1, "DELETE FROM t"), mk(2, "DELETE FROM t", mark=99)]
-    p = parts(leader_commit(SCHEMA, 5, es, trim_below=0))
+    sql, n = leader_commit(SCHEMA, 5, es, trim_below=0)
+    p = parts(sql)
+    assert n == len(p) == 3
     assert p == [
         f"INSERT INTO `{SCHEMA}`.log (ts, epoch, kind, time_us, seed1, seed2, mark, request_id, leader, body) VALUES "
         + ",".join(log_values(e) for e in es),
         f"UPDATE `{SCHEMA}`.state SET epoch=GREATEST(epoch, 5), epoch_seen=5, applied_epoch=IF(2 > applied_ts, 3, applied_epoch), applied_ts=GREATEST(applied_ts, 2), ts_mark=99 WHERE id=1",
         "COMMIT",
     ]
-    assert parts(leader_commit(SCHEMA, 5, [], trim_below=0)) == ["COMMIT"]
-    assert parts(leader_commit(SCHEMA, 5, [], trim_below=8))[0] == f"DELETE FROM `{SCHEMA}`.log WHERE ts < 8 ORDER BY ts LIMIT 5000"
+    assert leader_commit(SCHEMA, 5, [], trim_below=0) == ("COMMIT", 1)
+    sql, n = leader_commit(SCHEMA, 5, [], trim_below=8)
+    assert parts(sql)[0] == f"DELETE FROM `{SCHEMA}`.log WHERE ts < 8 ORDER BY ts LIMIT 5000"
+    assert n == len(parts(sql)) == 3  # the trim is two statements: DELETE, then the floor's UPDATE
+    sql, n = leader_commit(SCHEMA, 5, es, trim_below=8)
+    assert n == len(parts(sql)) == 5
 
 
 # --- leader_execute -----------------------------------------------------------------------------

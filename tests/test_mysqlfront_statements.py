@@ -49,3 +49,23 @@ def test_refused_session_variable_names_the_reason() -> None:
     with pytest.raises(Refused) as exc:
         parse("SET sql_mode = 'ANSI'", "_coordinator")
     assert exc.value.errno == 1235 and "diverge" in exc.value.message
+
+
+# --- ParseCache: classification by exact text, shared by the sessions ---------------------------
+
+
+def test_the_parse_cache_answers_as_parse_does_and_keeps_successes_only() -> None:
+    from coordinator.mysqlfront.statements import ParseCache
+
+    cache = ParseCache("_coordinator", size=3)
+    for text in ("INSERT INTO t VALUES (1)", "SELECT DATABASE()", "/*!40101 SET NAMES utf8mb4 */", "BEGIN"):
+        assert cache.parse(text) == parse(text, "_coordinator")
+        assert cache.parse(text) is cache.parse(text)  # the second time from the cache
+    assert len(cache._parsed) <= 3  # bounded: full means start over
+    for bad in ("SELECT * FROM _coordinator.state", "SET sql_mode = ''"):
+        for _ in range(2):  # refused every time, with its own error, and never kept
+            with pytest.raises((SqlRejected, Refused)):
+                cache.parse(bad)
+        assert bad not in cache._parsed
+    assert cache.split("INSERT INTO t VALUES (1); SELECT 1") == ["INSERT INTO t VALUES (1)", "SELECT 1"]
+    assert cache.split("SELECT ';'") == ["SELECT ';'"]

@@ -79,13 +79,21 @@ class LeadExecute:
 @dataclass(frozen=True, slots=True)
 class LeadCommit:
     """Log rows, applied position (and trim) and COMMIT of the open leader transaction.
-    Ordering: entries enter the log (and reach followers) only after this returned Ok."""
+    Ordering: entries enter the log (and reach followers) only after this returned Ok.
+
+    ``then``: the next batch's statements, executed in the same round trip right after the
+    COMMIT (as ``LeadExecute`` with ``begin`` and clock ``then_time_us``), so a leader batch
+    costs one round trip instead of two while writes keep arriving. Result: ``Ok(Executed)``
+    for the next batch when the COMMIT went through; a failure (``SqlFailed`` / ``FencedOut``
+    / ``Down``) is the COMMIT's, and the next batch did not run (or died with the connection)."""
 
     rid: str
     seq: int
     entries: tuple[Entry, ...]
     epoch: int
     trim_below: int
+    then: tuple[tuple[tuple[str, ...], Seeds], ...] = ()
+    then_time_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)

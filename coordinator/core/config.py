@@ -25,6 +25,7 @@ class CoreConfig:
     mode: str = "cabinet"
     write_timeout_s: float = 5.0
     max_batch_entries: int = 64
+    pipeline_commit: bool = True  # a batch's COMMIT and the next batch's execution share a round trip
     max_inflight_entries: int = 20_000
     memory_log_entries: int = 200_000
     persisted_log_margin: int = 100_000
@@ -66,6 +67,7 @@ class CoreConfig:
             mode=cfg.quorum.mode,
             write_timeout_s=rep.write_timeout_s,
             max_batch_entries=rep.max_batch_entries,
+            pipeline_commit=rep.pipeline_commit,
             max_inflight_entries=rep.max_inflight_entries,
             memory_log_entries=rep.memory_log_entries,
             persisted_log_margin=rep.persisted_log_margin,

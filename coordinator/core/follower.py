@@ -96,12 +96,15 @@ def _peer_action(st: State, rs: ReplicaState, job: PeerJob) -> ReplicaAction | N
         if rs.applied_ts >= st.log.floor_ts:
             rs.pending = None  # the in-memory tail covers it again
             return next_action(st, rs)
+        if job.peer is not None and not st.replicas[job.peer].available:
+            job.peer = None  # found errant (or gone) since the job began: no longer a trusted prefix
         if job.peer is None:
             if not job.peers:
                 _behind(st, rs)
                 return None
             job.peer = job.peers.pop(0)
-            if st.replicas[job.peer].applied_ts <= rs.applied_ts:
+            peer = st.replicas[job.peer]
+            if not peer.available or peer.applied_ts <= rs.applied_ts:
                 job.peer = None
                 continue
         return ReadPeer(rs.id, st.next_seq(), job.peer, rs.applied_ts, st.cfg.max_batch_entries)
@@ -166,6 +169,9 @@ def _peer_read(st: State, rs: ReplicaState, action: ReadPeer, result: Result) ->
         job.peer = None
         return None
     got: PeerLog = result.value
+    if not peer.available:  # found errant while the read was in flight: its entries are not to be trusted
+        job.peer = None
+        return None
     if got.log_floor > rs.applied_ts + 1:
         job.peer = None  # the peer trimmed what we need
         return None

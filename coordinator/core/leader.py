@@ -25,7 +25,13 @@ One leader transaction per batch:
    - Our log/state statement failed: ROLLBACK; nothing applied; answer 500.
    - Fenced: if our own failover moved the epoch since the batch began, requeue; else stop.
    - Down: *in doubt* — resolved when the leader's connection reopens and reads whether
-     its log holds the batch's last entry (``resolve_doubt``).
+     its log holds the batch's last entry (``doubt.resolve_doubt``).
+
+   Pipelining: writes queued by then ride on the same round trip (``LeadCommit.then``):
+   right after the COMMIT the next batch's BEGIN and statements run, so a busy leader
+   pays one round trip per batch, not two. The next batch starts after the COMMIT on the
+   same connection, so it never meets this batch's row locks. If the COMMIT part fails,
+   the next batch did not run (or died with the connection): it is requeued.
 
 DDL and RESET entries commit implicitly and go alone, behind a crash-safe marker:
 ``AloneMark`` → ``AloneRun`` → ``AloneFinish`` (``AloneAbort`` when the statement fails).
@@ -37,7 +43,7 @@ from dataclasses import dataclass, field
 
 from . import lanes, sequencer
 from .actions import AloneAbort, AloneFinish, AloneMark, AloneRun, LeadCommit, LeadExecute, ReplicaAction
-from .messages import Cause, Down, Executed, FencedOut, Ok, Result, Snapshot, SqlFailed
+from .messages import Cause, Down, Executed, FencedOut, Ok, Result, SqlFailed
 from .outcomes import ApiError, statement_error
 from .replog import Entry, EntryKind
 from .state import InDoubt, ReplicaState, State
@@ -66,6 +72,7 @@ class LeaderBatch:
     step: str = "execute"  # execute | commit | mark | run | finish | abort
     begin: bool = True
     commit: sequencer.PendingCommit | None = None  # once its timestamps are taken
+    then: LeaderBatch | None = None  # the next batch, executed in this one's COMMIT round trip
 
 
 def work(st: State) -> list[WriteRequest]:
@@ -75,6 +82,8 @@ def work(st: State) -> list[WriteRequest]:
     reqs = [r for p in st.commits if p.lane is None or p.parked for r in p.reqs]
     if st.batch is not None:
         reqs += st.batch.batch
+        if st.batch.then is not None:
+            reqs += st.batch.then.batch
     seen: set[int] = set()
     out = []
     for r in reqs:
@@ -131,7 +140,10 @@ def next_action(st: State, rs: ReplicaState) -> ReplicaAction | None:
         items = tuple((r.statements, r.seeds) for r in b.pending)
         return LeadExecute(rs.id, _seq(st), items, b.begin, b.time_us)
     if b.step == "commit":
-        return LeadCommit(rs.id, _seq(st), tuple(b.entries), b.epoch, st.trim_for(rs))
+        nb = b.then = _next_batch(st)
+        then = tuple((r.statements, r.seeds) for r in nb.pending) if nb is not None else ()
+        return LeadCommit(rs.id, _seq(st), tuple(b.entries), b.epoch, st.trim_for(rs), then,
+                          nb.time_us if nb is not None else 0)
     entry = b.entries[0]
     if b.step == "mark":
         return AloneMark(rs.id, _seq(st), entry, st.epoch)
@@ -142,6 +154,17 @@ def next_action(st: State, rs: ReplicaState) -> ReplicaAction | None:
     if b.step == "finish":
         return AloneFinish(rs.id, _seq(st), entry, st.epoch)
     return AloneAbort(rs.id, _seq(st), entry.ts, st.epoch)
+
+
+def _next_batch(st: State) -> LeaderBatch | None:
+    """The batch to execute right after the COMMIT in flight, in its round trip (``LeadCommit.then``):
+    what is queued now, if the leader may take it (never a DDL/RESET, which goes alone)."""
+    if not st.cfg.pipeline_commit or not st.leading_enabled or not st.active:
+        return None
+    batch = st.writes.take_batch(st.out, st.now, st.cfg.max_batch_entries, plain=True)
+    if not batch:
+        return None
+    return LeaderBatch(batch, st.wall_us, st.epoch, st.now, pending=list(batch))
 
 
 def entries_for(st: State, done: list[WriteRequest], time_us: int) -> list[Entry]:
@@ -241,13 +264,19 @@ def _settle(st: State, b: LeaderBatch, committed: bool) -> None:
 
 def _committed(st: State, rs: ReplicaState, b: LeaderBatch, action: LeadCommit, result: Result) -> Result | None:
     st.batch = None
+    nb = b.then
     if isinstance(result, Ok):
         rs.trimmed_below = max(rs.trimmed_below, action.trim_below)
         rs.batches += 1
         rs.entries_applied += len(b.entries)
         rs.busy_ms += (st.now - b.started) * 1000
         _settle(st, b, True)
+        if nb is not None:  # the next batch ran after the COMMIT, in the same round trip
+            st.batch = nb
+            return _executed(st, rs, nb, result)
         return None
+    if nb is not None:  # it never ran, or its transaction died with the connection
+        requeue(st, nb.batch)
     if not isinstance(result, Down):
         _settle(st, b, False)  # refused or fenced: the transaction rolled back
     if isinstance(result, SqlFailed):
@@ -322,61 +351,3 @@ def _alone(st: State, rs: ReplicaState, b: LeaderBatch, action: ReplicaAction, r
     if isinstance(result, Down) or (isinstance(result, FencedOut) and not moved):
         return result
     return Down(Cause.IO, f"DDL entry {entry.ts} interrupted ({getattr(result, 'message', '')}); reconnecting")
-
-
-# --- in doubt ------------------------------------------------------------------------------------
-
-
-def covers(st: State, rs: ReplicaState, applied_ts: int) -> bool:
-    """The leader returning with a position beyond the log that its own unsettled commits
-    explain (the in-doubt batch, interactive transactions committed out of order): not
-    errant — those commits are resolved instead."""
-    return rs.id == st.leader_id and st.log.last_ts < applied_ts <= sequencer.open_ts(st)
-
-
-def check_ts(st: State, rs: ReplicaState) -> tuple[int, ...]:
-    """What a reopening connection must look up in its log: the leader's in-doubt batch, and
-    any commit a failover took from this replica unsettled."""
-    d = st.in_doubt
-    mine = (d.entries[-1].ts,) if d is not None and rs.id == st.leader_id else ()
-    return mine + tuple(sorted(st.drained.get(rs.id, (frozenset(), ()))[0]))
-
-
-def end_threads(st: State, rs: ReplicaState) -> tuple[int, ...]:
-    return st.drained.get(rs.id, (frozenset(), ()))[1]
-
-
-def errant_drained(st: State, rs: ReplicaState, present: frozenset[int]) -> str | None:
-    """Opened: does the replica hold a commit a failover took from it (now ended, so final)?"""
-    taken = st.drained.pop(rs.id, None)
-    if taken is None:
-        return None
-    held = sorted(taken[0] & present)
-    return f"it committed {held[:5]} after they were given up in a failover" if held else None
-
-
-def doubt_ddl(st: State, rs: ReplicaState, snap: Snapshot) -> Entry | None:
-    """The in-doubt entry is a DDL whose marker the leader holds: it must be finished
-    (re-run, tolerating "already done") before the doubt can be resolved."""
-    d = st.in_doubt
-    if d is None or rs.id != st.leader_id:
-        return None
-    last = d.entries[-1]
-    return last if last.alone and snap.ddl_pending == last.ts else None
-
-
-def resolve_doubt(st: State, rs: ReplicaState, present: frozenset[int]) -> None:
-    """The leader's log says whether the in-doubt batch committed (then it is logged as
-    usual, in timestamp order) or not (then it is requeued, unexecuted)."""
-    d = st.in_doubt
-    if d is None or rs.id != st.leader_id:
-        return
-    st.in_doubt = None
-    if d.entries[-1].ts in present:
-        for r in d.reqs:
-            if not r.results:
-                r.results = [(0, 0)] * len(r.statements)
-        sequencer.settle(st, d.commit, True)
-    else:
-        sequencer.settle(st, d.commit, False)
-        requeue(st, d.reqs)

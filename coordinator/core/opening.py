@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import commit, history, leader, positions
+from . import commit, doubt, history, leader, positions
 from .actions import AloneAbort, AloneFinish, AloneRun, LookupEntry, Open, ReplicaAction
 from .messages import Cause, Down, FencedOut, Ok, Opened, Result, Snapshot, SqlFailed
 from .replog import Entry
@@ -43,7 +43,7 @@ class OpenJob:
 def open_action(st: State, rs: ReplicaState) -> Open:
     rs.phase = Phase.OPENING
     rs.pending = None
-    return Open(rs.id, st.next_seq(), rs.thread_id, leader.check_ts(st, rs), leader.end_threads(st, rs))
+    return Open(rs.id, st.next_seq(), rs.thread_id, doubt.check_ts(st, rs), doubt.end_threads(st, rs))
 
 
 def lookup_peers(st: State, rid: str) -> tuple[str, ...]:
@@ -94,10 +94,10 @@ def _opened(st: State, rs: ReplicaState, opened: Opened) -> None:
         st.fence(rs.id)
         return
     job = rs.pending = OpenJob(snap, opened.present)
-    taken = leader.errant_drained(st, rs, opened.present)
+    taken = doubt.errant_drained(st, rs, opened.present)
     if taken and not (rs.diverged or rs.needs_rebuild):
         _errant(st, rs, taken, snap)
-    if not (rs.diverged or rs.needs_rebuild) and not leader.covers(st, rs, snap.applied_ts):
+    if not (rs.diverged or rs.needs_rebuild) and not doubt.covers(st, rs, snap.applied_ts):
         v = history.verdict(st.log, snap.applied_ts, snap.applied_epoch)
         if v is history.LOOKUP:
             job.step = "lookup"
@@ -139,10 +139,10 @@ def _errant(st: State, rs: ReplicaState, why: str, snap: Snapshot) -> None:
 def _positioned(st: State, rs: ReplicaState, job: OpenJob) -> None:
     snap = job.snap
     rs.applied_ts, rs.applied_epoch = snap.applied_ts, snap.applied_epoch
-    if leader.covers(st, rs, snap.applied_ts):
+    if doubt.covers(st, rs, snap.applied_ts):
         last = st.log.get(st.log.last_ts)
         rs.applied_ts, rs.applied_epoch = st.log.last_ts, last.epoch if last is not None else st.epoch
-    entry = leader.doubt_ddl(st, rs, snap)
+    entry = doubt.doubt_ddl(st, rs, snap)
     if entry is not None:
         job.entry, job.step = entry, "doubt_run"
         return
@@ -165,7 +165,7 @@ def _finish(st: State, rs: ReplicaState) -> None:
     rs.phase = Phase.OPEN
     job = rs.pending
     rs.pending = None
-    leader.resolve_doubt(st, rs, job.present if isinstance(job, OpenJob) else frozenset())
+    doubt.resolve_doubt(st, rs, job.present if isinstance(job, OpenJob) else frozenset())
     if rs.id == st.leader_id:
         st.new_term()
     if not rs.connected:

@@ -140,8 +140,9 @@ class WriteQueue:
 
     # --- batching ---
 
-    def take_batch(self, out: Ready, now: float, limit: int) -> list[WriteRequest]:
-        """The next batch for the leader: up to ``limit`` writes, or one DDL/RESET alone.
+    def take_batch(self, out: Ready, now: float, limit: int, plain: bool = False) -> list[WriteRequest]:
+        """The next batch for the leader: up to ``limit`` writes, or one DDL/RESET alone
+        (``plain``: never one of those — the batch rides on a COMMIT's round trip).
         Writes whose deadline passed in the queue fail: they were never executed."""
         batch: list[WriteRequest] = []
         q = self.queue
@@ -152,7 +153,7 @@ class WriteQueue:
                 self.fail(out, req, ApiError(504, "write_timeout", "the write timed out in the queue; it was "
                                              "not executed"))
                 continue
-            if req.alone and batch:
+            if req.alone and (batch or plain):
                 break
             batch.append(q.popleft())
             if req.alone:

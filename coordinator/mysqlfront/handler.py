@@ -25,7 +25,7 @@ from ..batchsql import BindError, bind_qmarks
 from ..core.outcomes import ApiError, WriteOutcome
 from ..core.replog import EntryKind
 from ..core.sqlrules import Kind
-from ..core.sqlscan import SqlRejected, qmark_positions, split_statements
+from ..core.sqlscan import SqlRejected, qmark_positions
 from ..errors import ReplicaDown
 from ..mysqlproto import constants as c
 from ..mysqlproto.binary import StatementParams, prepare_ok
@@ -77,7 +77,7 @@ class Handler:
 
     async def query(self, text: str) -> None:
         self.s.queries += 1
-        statements = split_statements(text) if self.s.multi_statements else [text.strip()]
+        statements = self.f.statements.split(text) if self.s.multi_statements else [text.strip()]
         if not statements:
             self._err(c.ER_EMPTY_QUERY, "42000", "Query was empty")
             return
@@ -93,7 +93,7 @@ class Handler:
 
     async def statement(self, text: str, more: bool) -> None:
         try:
-            parsed, text = parse(text, self.f.cfg.coordinator.internal_schema)
+            parsed, text = self.f.statements.parse(text)
         except SqlRejected as exc:
             raise Failed(*E.of_rejection(exc)) from None
         except Refused as exc:

@@ -26,6 +26,7 @@ from .connection import Connection
 from .errors import Failed
 from .relay import with_status
 from .session import Session
+from .statements import ParseCache
 from .txn import Transactions
 
 log = structlog.get_logger("coordinator.mysqlfront")
@@ -66,6 +67,7 @@ class MysqlFront:
         self._server: asyncio.Server | None = None
         self._warm: asyncio.Task[None] | None = None
         self._meta: OrderedDict[tuple[str, bool], Prepared] = OrderedDict()
+        self.statements = ParseCache(cfg.coordinator.internal_schema)
 
     # --- lifecycle ---
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..core import sqlrules
-from ..core.sqlscan import SqlRejected, unwrap_executable_comments
+from ..core.sqlscan import SqlRejected, split_statements, unwrap_executable_comments
 
 CONSISTENCY = ("strong", "session", "eventual")
 _HINT = re.compile(r"/\*\+\s*consistency\s*=\s*([A-Za-z]+)\s*\*/")
@@ -154,6 +155,39 @@ _TX = [
     (re.compile(r"RELEASE\s+SAVEPOINT\s+(?P<name>`[^`]+`|\w+)\s*\Z", re.I), "release"),
 ]
 _LEAD = re.compile(r"\s*(?:/\*(?!!).*?\*/\s*)*([A-Za-z]+)", re.S)
+
+
+class ParseCache:
+    """``split_statements`` and ``parse`` by exact query text, bounded. Clients send the same
+    texts again and again (prepared statements, ORMs, load tools), and classifying one costs
+    more than the rest of the front end's work for it. Only successes are kept (a refusal is
+    cheap to repeat and carries its own message); the results are immutable. Owned by the
+    ``MysqlFront``, shared by its sessions."""
+
+    def __init__(self, internal_schema: str, size: int = 4096) -> None:
+        self.schema = internal_schema
+        self.size = size
+        self._split: dict[str, list[str]] = {}
+        self._parsed: dict[str, tuple[Local | Sql, str]] = {}
+
+    def split(self, text: str) -> list[str]:
+        got = self._split.get(text)
+        if got is None:
+            got = split_statements(text)
+            self._keep(self._split, text, got)
+        return got
+
+    def parse(self, text: str) -> tuple[Local | Sql, str]:
+        got = self._parsed.get(text)
+        if got is None:
+            got = parse(text, self.schema)
+            self._keep(self._parsed, text, got)
+        return got
+
+    def _keep(self, cache: dict[str, Any], key: str, value: Any) -> None:
+        if len(cache) >= self.size:
+            cache.clear()  # a workload of ever-new texts: start over rather than track ages
+        cache[key] = value
 
 
 def parse(text: str, internal_schema: str) -> tuple[Local | Sql, str]:

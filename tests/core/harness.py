@@ -10,7 +10,8 @@ sequence of blocks::
 Every command that steps the core prints the ``Ready`` that follows (``ready()`` is
 called after each step), so a transcript reads as "events in, Ready out". Commands:
 
-``new n=3 t=1 mode=cabinet [leader=r1] [max_batch=64] [memory_log=200000] [window=10000]``
+``new n=3 t=1 mode=cabinet [leader=r1] [max_batch=64] [memory_log=200000] [window=10000] [pipeline=false]``
+    (``pipeline=true``: a batch's COMMIT carries the next batch, ``LeadCommit … then [...]``)
 ``boot``                    recovery on empty servers, every replica healthy and open
 ``start``                   begin recovery (then answer its control tasks yourself)
 ``propose h=1 sql=... [sql=...] [kind=write|txn|ddl|noop] [key=request-id] [timeout=5]``
@@ -96,7 +97,9 @@ def show_action(a: A.ReplicaAction) -> str:
         marks = [e.mark for e in a.entries if e.mark]
         extra = f" mark={marks[-1]}" if marks else ""
         trim = f" trim<{a.trim_below}" if a.trim_below else ""
-        return f"{name} entries={_entries(a.entries)} epoch={a.epoch}{extra}{trim}"
+        then = (" then [" + " | ".join("; ".join(s) for s, _ in a.then) + "]"
+                if isinstance(a, A.LeadCommit) and a.then else "")
+        return f"{name} entries={_entries(a.entries)} epoch={a.epoch}{extra}{trim}{then}"
     if isinstance(a, (A.AloneMark, A.AloneFinish)):
         return f"{name} entry={a.entry.ts} epoch={a.epoch}"
     if isinstance(a, A.AloneRun):
@@ -191,7 +194,8 @@ class Driver:
         cfg = CoreConfig(replicas=reps, initial_leader=kw.get("leader", "r1"), failure_threshold=int(kw.get("t", 1)),
                          mode=kw.get("mode", "cabinet"), max_batch_entries=int(kw.get("max_batch", 64)),
                          memory_log_entries=int(kw.get("memory_log", 200_000)),
-                         timestamp_window=int(kw.get("window", 10_000)))
+                         timestamp_window=int(kw.get("window", 10_000)),
+                         pipeline_commit=kw.get("pipeline", "false") == "true")
         self.core = Core(cfg)
         self.now = 1000.0
         return ""

@@ -33,6 +33,7 @@ class SimConfig:
     misses_allowed: int = 3  # monitor.missed_polls_unhealthy
     retry_ms: int = 200  # replication.retry_interval_s
     max_batch: int = 8  # replication.max_batch_entries
+    pipeline: bool = True  # replication.pipeline_commit
     tick_ms: int = 50  # the shell's tick
     # None: chosen per seed (small values exercise trims, floors and mark renewal).
     memory_log_entries: int | None = None

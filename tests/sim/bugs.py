@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from coordinator.core import cabinet, commit, failover, lanes, leader, recovery, state
+from coordinator.core import cabinet, commit, doubt, failover, lanes, recovery, state
 from coordinator.core.timestamps import TimestampAllocator
 
 BUGS = ("commit_counts_errant", "ack_before_quorum", "reuse_ts_after_restart", "skip_catchup", "no_fencing",
@@ -55,7 +55,7 @@ def _check_without_catchup(st: Any) -> None:
 
 _original_check = failover.check
 _original_term = lanes.term
-_original_resolve = leader.resolve_doubt
+_original_resolve = doubt.resolve_doubt
 
 
 def _any_term(st: Any) -> int | None:
@@ -93,7 +93,7 @@ def planted(bugs: frozenset[str] | set[str]) -> Iterator[None]:
             mp(lanes, "term", _any_term)
             mp(lanes, "_refusal", _refusal_any_term)
         if "doubt_by_position" in bugs:
-            mp(leader, "resolve_doubt", _resolve_by_position)
+            mp(doubt, "resolve_doubt", _resolve_by_position)
         yield
 
 

@@ -59,6 +59,7 @@ class SimShell:
         self.core = Core(CoreConfig(
             replicas=tuple(ReplicaInfo(rid, rid) for rid in ids), initial_leader=ids[0], failure_threshold=c.t,
             mode=c.mode, write_timeout_s=c.write_timeout_ms / 1000, max_batch_entries=c.max_batch,
+            pipeline_commit=c.pipeline,
             memory_log_entries=world.memory_log_entries, timestamp_window=world.window,
             retry_interval_s=c.retry_ms / 1000, poll_interval_s=c.poll_interval_ms / 1000,
             missed_polls_unhealthy=c.misses_allowed, leader_probe_timeout_s=c.poll_timeout_ms / 1000))
@@ -295,6 +296,10 @@ class SimShell:
         elif isinstance(a, A.LeadExecute):
             payloads = tuple(stmts[0] for stmts, _ in a.items)
             self._worker(a, "execute", (payloads,), lambda res: _executed(res))
+        elif isinstance(a, A.LeadCommit) and a.then:
+            self.w.stats["pipelined"] += 1
+            payloads = tuple(stmts[0] for stmts, _ in a.then)
+            self._worker(a, "commit_execute", (a.epoch, a.entries, payloads), lambda res: _executed(res))
         elif isinstance(a, A.LeadCommit):
             self._worker(a, "commit", (a.epoch, a.entries), lambda res: Ok())
         elif isinstance(a, A.ApplyBatch):

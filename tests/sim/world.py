@@ -164,6 +164,13 @@ class FakeReplica:
             return ("ok",)
         return self._lead_commit(req, epoch, list(entries))
 
+    def op_commit_execute(self, req: Request, epoch: int, entries: tuple[Entry, ...], payloads: tuple[str, ...]
+                          ) -> tuple[Any, ...] | None:
+        """A pipelined leader round trip: the batch's commit, then (only if it went through) the
+        next batch's statements in a new transaction."""
+        res = self.op_commit(req, epoch, entries)
+        return self.op_execute(req, payloads) if res == ("ok",) else res
+
     def _lead_commit(self, req: Request, epoch: int, entries: list[Entry]) -> tuple[Any, ...] | None:
         res = self._append(epoch, entries, in_order=False)
         if res == ("ok",):
@@ -266,8 +273,8 @@ class World:
         self.faulty: dict[str, str] = {}  # rid -> kind ("killed", "paused", "partitioned", "delayed", "armed")
         self.next_wid = 0
         self.requests: list[WriteReq] = []
-        self.stats = {"writes": 0, "txns": 0, "acked": 0, "refused": 0, "deadlocks": 0, "parked": 0, "faults": 0,
-                      "coord_crashes": 0}
+        self.stats = {"writes": 0, "txns": 0, "acked": 0, "refused": 0, "deadlocks": 0, "parked": 0, "pipelined": 0,
+                      "faults": 0, "coord_crashes": 0}
         self.sim.log(f"seed {seed}: n={cfg.n} t={cfg.t} mode={cfg.mode} memory_log={self.memory_log_entries} "
                      f"window={self.window} drop_p={drop_p}")
         self._start_coordinator()
