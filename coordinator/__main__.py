@@ -62,7 +62,19 @@ async def run(config_path: str) -> int:
     return 0
 
 
+def _open_files(wanted: int) -> None:
+    """Raise the soft limit on open files toward the hard one: every MySQL client is a socket, and
+    a limit of 1,024 (a common default) silently stops accepts before mysql_front.max_connections."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main() -> None:
+    _open_files(65536)
     parser = argparse.ArgumentParser(prog="python -m coordinator", description=__doc__)
     parser.add_argument("--config", default="config.toml", help="path to config.toml")
     args = parser.parse_args()

@@ -6,27 +6,32 @@
   (``DirectReplicas``) so the scripts can check each server themselves instead of trusting the
   coordinator's word;
 * throwaway clusters and coordinator subprocesses on free ports for the benchmark, and the
-  output parsers of the load generators (wrk, mariadb-slap).
+  output parsers of the load generators (wrk, mariadb-slap);
+* what a benchmark interval cost the coordinator process: CPU (``metered``: µs per committed
+  write, % of one core) and resident memory and open descriptors (``ProcSampler``); targets (``Target``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,6 +248,9 @@ def summary_ms(latencies_s: list[float]) -> dict[str, float]:
 # --------------------------------------------------------------------------- throwaway clusters
 
 
+BENCH_MYSQL_MAX_CONNECTIONS = 1200  # ≥ 1,024 clients + a margin (the default, 1,000, would refuse some)
+
+
 def config_toml(cluster: LocalCluster, ports: dict[str, int], direct: bool, sections: dict[str, dict[str, Any]] | None = None) -> str:
     names = cluster.node_names()
     leader = names[-1]
@@ -250,6 +258,8 @@ def config_toml(cluster: LocalCluster, ports: dict[str, int], direct: bool, sect
         "coordinator": {"log_level": "warning"},
         "ports": dict(ports),
         "control": {"backend": "local", "cluster_dir": str(cluster.directory)},
+        # the bench drives up to 1,024 clients through the MySQL port (scale part): room for them and a margin
+        "mysql_front": {"max_connections": BENCH_MYSQL_MAX_CONNECTIONS},
     }
     for sec, vals in (sections or {}).items():
         data.setdefault(sec, {}).update(vals)
@@ -286,6 +296,13 @@ class CoordinatorProc:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['metrics']}"
+
+    @property
+    def pid(self) -> int:
+        """The coordinator's own process (started directly, no shell in between): what /proc is read for."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError("the coordinator is not running")
+        return self.proc.pid
 
     def start(self, timeout: float = 60) -> None:
         log = open(self.log_path, "ab")
@@ -391,6 +408,245 @@ def mariadb_slap(host: str, port: int, clients: int, queries: int, schema: str, 
     per_s = queries / secs if secs else 0.0
     return {"per_s": per_s, "seconds": secs, "queries": queries,
             "mean_ms": clients / per_s * 1000 if per_s else 0.0}
+
+
+BENCH_COLS = "(id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL)"
+SLAP_INSERT = "INSERT INTO bench (name, email) VALUES ('bench', 'slap@bench.local')"
+WRK_INSERT = ROOT / "scripts" / "wrk_insert.lua"
+
+
+@dataclass(frozen=True)
+class SlapSizing:
+    """How long a mariadb-slap figure runs. Short runs understate a server (connection set-up and
+    warm-up weigh in), so every side gets the same warm-up run first — max(warmup_min, clients ×
+    warmup_per_client) queries, which also calibrates the rate — and a measured run of
+    max(min_queries, clients × per_client, calibrated rate × duration) queries."""
+
+    warmup_min: int = 5000
+    warmup_per_client: int = 20
+    min_queries: int = 20_000
+    # with fewer queries per client, mariadb-slap's first clients finish before its last ones connect (at
+    # 1,024 clients, 5 per client had only ~700 connected at once): the measured run keeps 20
+    per_client: int = 20
+
+
+QUICK_SLAP = SlapSizing(warmup_min=500, warmup_per_client=5, min_queries=1000)  # --quick: short, the same kinds
+
+
+def slap_for(host: str, port: int, clients: int, duration: float, schema: str, sizing: SlapSizing = SlapSizing(),
+             pid: int | None = None) -> dict[str, Any]:
+    """mariadb-slap INSERTs sized to about `duration` seconds (see SlapSizing); with `pid`, the
+    coordinator's CPU over the measured run (per query: each is one committed single-row INSERT)."""
+    warm = mariadb_slap(host, port, clients, max(sizing.warmup_min, clients * sizing.warmup_per_client), schema,
+                        SLAP_INSERT)
+    queries = max(sizing.min_queries, clients * sizing.per_client, int(warm["per_s"] * duration))
+    r = metered(pid, lambda: mariadb_slap(host, port, clients, queries, schema, SLAP_INSERT), lambda r: r["queries"])
+    return r | {"warmup_queries": warm["queries"], "warmup_per_s": round(warm["per_s"], 1)}
+
+
+def wrk_writes(url: str, clients: int, duration: float, prefix: str, pid: int | None = None) -> dict[str, Any]:
+    """wrk's unique single-row INSERTs through POST /query (scripts/wrk_insert.lua); `commits` is the
+    advance of the coordinator's commit timestamp over the run, what CPU per write divides by."""
+
+    def run() -> dict[str, Any]:
+        _, before = http_json(url + "/status")
+        w = run_wrk(url, clients, duration, WRK_INSERT, [prefix, "bench"])
+        _, after = http_json(url + "/status")
+        return w | {"commits": after["commit_timestamp"] - before["commit_timestamp"]}
+
+    return metered(pid, run, lambda r: r["commits"])
+
+
+def create_bench_table(url: str) -> None:
+    """The `bench` table (database testdb) through the coordinator's gateway."""
+    st, body = http_json(url + "/query", {"query": f"CREATE TABLE bench {BENCH_COLS}"})
+    if st != 200:
+        raise RuntimeError(f"cannot create the bench table: {body}")
+
+
+def set_mode(url: str, mode: str, warm_tag: str | None = None) -> None:
+    """POST /admin/replication-mode; with `warm_tag`, one second of 8 wrk clients in the new mode."""
+    st, body = http_json(url + "/admin/replication-mode", {"mode": mode})
+    if st != 200:
+        raise RuntimeError(f"mode switch to {mode} failed ({st}): {body}")
+    if warm_tag is not None:
+        run_wrk(url, 8, 1, WRK_INSERT, [warm_tag, "bench"])
+
+
+def raise_open_files(need: int) -> dict[str, int]:
+    """Raise this process's soft RLIMIT_NOFILE to `need` (children — mariadb-slap, sysbench, the
+    coordinator — inherit it): 1,024 client connections need more than the common 1,024 default."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if now != resource.RLIM_INFINITY and now < need:
+        raise RuntimeError(f"open files limit {now} (hard {hard}) is below the {need} the bench needs")
+    return {"soft_before": soft, "soft": now, "hard": hard}
+
+
+# --------------------------------------------------------------------------- the coordinator's CPU and memory
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process `pid`, all its threads (/proc/<pid>/stat fields 14 and 15, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # fields[0] is field 3 (state)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_figures(cpu_s: float, wall_s: float, writes: float) -> dict[str, Any]:
+    return {"cpu_s": round(cpu_s, 3), "cpu_wall_s": round(wall_s, 3), "cpu_writes": writes,
+            "cpu_pct": round(100 * cpu_s / wall_s, 1) if wall_s > 0 else None,
+            "cpu_us_per_write": round(cpu_s * 1e6 / writes, 1) if writes > 0 else None}
+
+
+def metered(pid: int | None, run: Callable[[], dict[str, Any]],
+            writes: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
+    """run()'s result plus the coordinator's CPU just around it: cpu_us_per_write (CPU time ÷ writes(result))
+    and cpu_pct (of one core, over the interval). Without a pid, run()'s result alone."""
+    if pid is None:
+        return run()
+    c0, t0 = cpu_seconds(pid), time.perf_counter()
+    r = run()
+    c1, t1 = cpu_seconds(pid), time.perf_counter()
+    return r | cpu_figures(c1 - c0, t1 - t0, writes(r))
+
+
+def proc_status_mb(pid: int, key: str) -> float:
+    """A size line of /proc/<pid>/status (VmRSS, VmHWM, …) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no {key} in /proc/{pid}/status")
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors process `pid` has open (its client connections among them)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+class ProcSampler:
+    """Samples the coordinator's resident memory (VmRSS) and open file descriptors in a thread while the
+    `with` block runs; figures(): RSS before, max seen, after, the kernel's peak VmHWM (over the process's
+    whole life), and the most descriptors seen (≥ the client count: all of them were connected at once)."""
+
+    def __init__(self, pid: int, interval_s: float = 0.05) -> None:
+        self.pid, self.interval_s = pid, interval_s
+        self.rss: list[float] = []
+        self.fds: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.rss.append(proc_status_mb(self.pid, "VmRSS"))
+            self.fds.append(open_fds(self.pid))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> ProcSampler:
+        self.before_mb = proc_status_mb(self.pid, "VmRSS")
+        self.fds_before = open_fds(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.after_mb = proc_status_mb(self.pid, "VmRSS")
+        self.hwm_mb = proc_status_mb(self.pid, "VmHWM")
+
+    def fds_opened_since(self, mark: int) -> int | None:
+        """The most descriptors seen since len(self.fds) was `mark`, less those open on entering (None: no
+        sample): ≥ N when N clients were connected at once."""
+        top = max(self.fds[mark:], default=None)
+        return top - self.fds_before if top is not None else None
+
+    def figures(self) -> dict[str, Any]:
+        return {"rss_before_mb": self.before_mb, "rss_max_mb": max(self.rss, default=None),
+                "rss_after_mb": self.after_mb, "vm_hwm_mb": self.hwm_mb, "fds_before": self.fds_before,
+                "max_open_fds": max(self.fds, default=None),
+                "samples": len(self.rss), "interval_s": self.interval_s}
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Target:
+    """A §7 target (enforced by a full run) or an aim (printed only): `op` is ≤, ≥ or <."""
+
+    op: str
+    bound: float
+    unit: str = ""
+    aim: bool = False
+
+    def met(self, value: Any) -> bool:
+        if not is_number(value):
+            return False
+        return {"≤": value <= self.bound, "≥": value >= self.bound, "<": value < self.bound}[self.op]
+
+    def __str__(self) -> str:
+        return f"{'aim' if self.aim else 'target'} {self.op} {self.bound:g}{self.unit}"
+
+    def outcome(self, value: Any) -> str:
+        return "met" if self.met(value) else "not met"
+
+    def verdict(self, value: Any) -> str:
+        return f"{self}: {self.outcome(value)}"
+
+
+# DESIGN.md §7 (aims are printed, never enforced)
+HTTP_VS_SEMISYNC = Target("≥", 0.6)  # part 1: wrk writes/s ÷ semi-sync mariadb-slap writes/s
+MYSQL_VS_SEMISYNC = Target("≥", 1.0)  # part 5: the same C client on both sides
+P50_MYSQL_VS_SEMISYNC = Target("≤", 1.5)  # 16 clients, asyncmy on both sides
+P50_HTTP_VS_SEMISYNC = Target("≤", 2.0)  # 16 clients, aiohttp ÷ asyncmy
+CPU_PER_WRITE_MYSQL = Target("≤", 80, " µs", aim=True)  # coordinator CPU per write, MySQL front end
+CABINET_SLOWED_P50 = Target("≤", 1.5)  # part 2: cabinet p50 slowed ÷ healthy
+CABINET_OVER_MAJORITY = Target("≥", 3)  # part 2: throughput with two followers slowed
+KILL_GAP_P50 = Target("<", 1000, " ms")
+SIGSTOP_GAP_P50 = Target("<", 2000, " ms")
+READ_OVERHEAD_P50 = Target("≤", 1.0, " ms")  # gateway p50 − direct p50
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def ratio(a: Any, b: Any) -> float | None:
+    """a ÷ b to 2 places; None unless both are figures > 0 (a missing side shows as missing, never as 0)."""
+    return round(a / b, 2) if is_number(a) and is_number(b) and a > 0 and b > 0 else None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One printed figure, named with the client that produced it. A figure must be a finite number
+    > 0 — or, when `signed` (a difference), any finite number; when `zero` (an error count), exactly 0;
+    with `minimum`, at least that."""
+
+    name: str
+    value: Any
+    target: Target | None = None
+    signed: bool = False
+    zero: bool = False
+    minimum: float | None = None
+
+    def problem(self) -> str | None:
+        """Why this is not a figure (missing, None, NaN, 0, errors), or None."""
+        if not is_number(self.value):
+            return f"{self.name}: {'missing' if self.value is None else repr(self.value)}"
+        if self.zero:
+            return f"{self.name}: {self.value:g} (must be 0)" if self.value != 0 else None
+        if not self.signed and self.value <= 0:
+            return f"{self.name}: {self.value:g}"
+        if self.minimum is not None and self.value < self.minimum:
+            return f"{self.name}: {self.value:g} (below {self.minimum:g})"
+        return None
 
 
 def require_tools(*tools: str) -> None:

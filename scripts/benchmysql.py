@@ -2,7 +2,8 @@
 
 This is the honest comparison the HTTP figures cannot give: mariadb-slap (single-row INSERTs) and
 sysbench `oltp_insert` drive the semi-sync primary and the coordinator's MySQL front end with the
-same binary, the same statements, the same client counts. Both sides are equally durable
+same binary, the same statements, the same client counts (with the coordinator process's CPU per
+committed write, scripts/benchlib.py `metered`). Both sides are equally durable
 (`innodb_flush_log_at_trx_commit=1` on every server; semi-sync waits for one replica's ack,
 the coordinator for its quorum).
 
@@ -26,29 +27,45 @@ import subprocess
 import time
 from typing import Any, Callable
 
-from scripts.benchlib import http_json, summary_ms
+from scripts.benchlib import CPU_PER_WRITE_MYSQL, MYSQL_VS_SEMISYNC, http_json, metered, ratio, summary_ms
 
 SYSBENCH_TABLE_SIZE = 1000
 
 
 def sysbench(host: str, port: int, db: str, command: str, threads: int = 1, duration_s: float = 0.0,
              test: str = "oltp_insert", tables: int = 1, table_size: int = SYSBENCH_TABLE_SIZE,
-             pct: int = 99) -> dict[str, Any]:
+             pct: int = 99, histogram: bool = False) -> dict[str, Any]:
     """One sysbench run; raises on a FATAL error or a non-zero exit (sysbench stops at the first SQL error
     other than its default ignore list — deadlock 1213, lock wait timeout 1205, 1020 — which it counts as
-    "ignored errors"; we never widen that list)."""
+    "ignored errors"; we never widen that list). With `histogram`, also p50_ms from its latency histogram."""
     argv = ["sysbench", test, f"--mysql-host={host}", f"--mysql-port={port}", "--mysql-user=root",
             "--mysql-password=", f"--mysql-db={db}", f"--tables={tables}", f"--table-size={table_size}",
             f"--threads={threads}"]
     if command == "run":
-        argv += [f"--time={max(1, round(duration_s))}", f"--percentile={pct}"]
+        argv += [f"--time={max(1, round(duration_s))}", f"--percentile={pct}"] + (["--histogram=on"] if histogram else [])
     out = subprocess.run([*argv, command], capture_output=True, text=True, timeout=duration_s + 300)
     text = out.stdout + out.stderr
     if out.returncode != 0 or "FATAL" in text:
         raise RuntimeError(f"sysbench {test} {command} on {host}:{port} failed ({out.returncode}):\n{text[-2000:]}")
     if command != "run":
         return {}
-    return parse_sysbench(out.stdout, pct)
+    res = parse_sysbench(out.stdout, pct)
+    return res | ({"p50_ms": histogram_percentile(out.stdout, 50)} if histogram else {})
+
+
+def histogram_percentile(out: str, pct: float) -> float:
+    """The `pct` percentile of sysbench's --histogram (rows "value |*** count", value in ms): the
+    smallest bucket value at or below which pct % of the events fall."""
+    rows = [(float(v), int(n)) for v, n in re.findall(r"^\s*([\d.]+)\s+\|\**\s+(\d+)\s*$", out, re.M)]
+    total = sum(n for _, n in rows)
+    if not total:
+        raise RuntimeError(f"unexpected sysbench output (no latency histogram):\n{out[-2000:]}")
+    seen = 0
+    for value, n in sorted(rows):
+        seen += n
+        if seen * 100 >= pct * total:
+            return value
+    return rows[-1][0]
 
 
 def parse_sysbench(out: str, pct: int = 99) -> dict[str, Any]:
@@ -79,27 +96,37 @@ def semisync_sysbench(host: str, port: int, db: str, clients: list[int], duratio
     return out
 
 
-def coordinator_mysql(port: int, db: str, clients: list[int], duration: float, slap: Callable[..., dict[str, float]],
+def sysbench_insert(port: int, db: str, threads: int, duration: float, pid: int | None,
+                    histogram: bool = False) -> dict[str, Any]:
+    """sysbench oltp_insert through the coordinator's MySQL port, with the coordinator's CPU per
+    transaction (one single-row INSERT each)."""
+    return metered(pid, lambda: sysbench("127.0.0.1", port, db, "run", threads, duration, histogram=histogram),
+                   lambda r: r["transactions"]) | {"client": "sysbench oltp_insert"}
+
+
+def coordinator_mysql(port: int, db: str, clients: list[int], duration: float, slap: Callable[..., dict[str, Any]],
                       semisync_slap: dict[int, dict[str, Any]], semisync_sb: dict[int, dict[str, Any]],
-                      replica_count: Callable[[str], list[int]], say: Callable[[str], None]) -> dict[str, Any]:
-    """mariadb-slap and sysbench through 127.0.0.1:`port`, then every replica's row count compared: a
-    figure from writes that did not all land everywhere would not be a figure."""
+                      replica_count: Callable[[str], list[int]], say: Callable[[str], None],
+                      pid: int | None = None) -> dict[str, Any]:
+    """mariadb-slap and sysbench through 127.0.0.1:`port` (with the coordinator's CPU per write when `pid`
+    is given), then every replica's row count compared: a figure from writes that did not all land
+    everywhere would not be a figure."""
     rows: list[dict[str, Any]] = []
     say(f"==> coordinator MySQL port: sysbench oltp_insert prepare ({SYSBENCH_TABLE_SIZE} rows)")
     sysbench("127.0.0.1", port, db, "prepare")
     for c in clients:
         say(f"==> coordinator MySQL port: {c} clients of single-row INSERTs (mariadb-slap) ...")
-        s = slap("127.0.0.1", port, c, duration, db)
-        say(f"    {s['per_s']:.0f} writes/s (mean {s['mean_ms']:.1f} ms)")
+        s = slap("127.0.0.1", port, c, duration, db, pid=pid)
+        say(f"    {s['per_s']:.0f} writes/s (mean {s['mean_ms']:.1f} ms){cpu_note(s)}")
         say(f"==> coordinator MySQL port: sysbench oltp_insert, {c} threads x {duration:g}s ...")
-        b = sysbench("127.0.0.1", port, db, "run", c, duration)
-        say(f"    {b['per_s']:.0f} inserts/s, avg {b['mean_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms")
+        b = sysbench_insert(port, db, c, duration, pid)
+        say(f"    {b['per_s']:.0f} inserts/s, avg {b['mean_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms{cpu_note(b)}")
         ss, sb = semisync_slap.get(c, {}), semisync_sb.get(c, {})
         rows.append({"clients": c, "duration_s": duration,
-                     "slap": s | {"client": "mariadb-slap"}, "sysbench": b | {"client": "sysbench oltp_insert"},
+                     "slap": s | {"client": "mariadb-slap"}, "sysbench": b,
                      "semisync_slap": ss, "semisync_sysbench": sb,
-                     "slap_ratio": round(s["per_s"] / ss["per_s"], 2) if ss.get("per_s") else None,
-                     "sysbench_ratio": round(b["per_s"] / sb["per_s"], 2) if sb.get("per_s") else None})
+                     "slap_ratio": ratio(s["per_s"], ss.get("per_s")),
+                     "sysbench_ratio": ratio(b["per_s"], sb.get("per_s"))})
     deadline = time.monotonic() + 60
     while True:
         counts = replica_count("SELECT COUNT(*) FROM sbtest1")
@@ -112,23 +139,37 @@ def coordinator_mysql(port: int, db: str, clients: list[int], duration: float, s
     return {"rows": rows, "sbtest1_rows_per_replica": counts}
 
 
+def cpu_note(r: dict[str, Any]) -> str:
+    """", coordinator CPU 41 µs/write (87 % of a core)" for a progress line, or "" when not metered."""
+    if "cpu_us_per_write" not in r:
+        return ""
+    return f", coordinator CPU {fmt(r['cpu_us_per_write'], '.0f')} µs/write ({fmt(r.get('cpu_pct'), '.0f')} % of a core)"
+
+
+def fmt(value: Any, spec: str, missing: str = "-") -> str:
+    """`value` formatted, or `missing` for None (a figure the table must not show as 0)."""
+    return format(value, spec) if value is not None else missing
+
+
 def print_mysql(part: dict[str, Any]) -> None:
     print()
     print("Part 5 — the same C clients on both sides: coordinator MySQL port (4 replicas, cabinet) vs native "
           "semi-sync (1 primary + 3 replicas, AFTER_SYNC)")
-    print(f"{'clients':>7} | {'client':<21} | {'coordinator':>11} {'mean':>6} | {'semi-sync':>9} {'mean':>6} | "
-          f"{'coord ÷ semi-sync':>17}")
-    print(f"{'':>7} | {'':<21} | {'writes/s':>11} {'ms':>6} | {'writes/s':>9} {'ms':>6} |")
-    print("-" * 90)
+    print(f"{'clients':>7} | {'client (both sides)':<21} | {'coordinator':>11} {'mean':>6} {'CPU':>7} {'CPU':>5} | "
+          f"{'semi-sync':>9} {'mean':>6} | coord ÷ semi-sync")
+    print(f"{'':>7} | {'':<21} | {'writes/s':>11} {'ms':>6} {'µs/wr':>7} {'%':>5} | {'writes/s':>9} {'ms':>6} | "
+          f"{MYSQL_VS_SEMISYNC}")
+    print("-" * 114)
     for r in part["rows"]:
-        for key, label, ratio in (("slap", "mariadb-slap INSERT", r["slap_ratio"]),
+        for key, label, rat in (("slap", "mariadb-slap INSERT", r["slap_ratio"]),
                                   ("sysbench", "sysbench oltp_insert", r["sysbench_ratio"])):
             c, s = r[key], r[f"semisync_{key}"]
-            shown = f"{ratio:.2f}" if ratio is not None else "-"
-            print(f"{r['clients']:>7} | {label:<21} | {c['per_s']:>11.0f} {c['mean_ms']:>6.1f} | "
-                  f"{s.get('per_s', 0):>9.0f} {s.get('mean_ms', 0):>6.1f} | {shown:>17}")
-    print(f"mean: mariadb-slap = clients / throughput; sysbench = its own average latency. Afterwards every replica "
-          f"held {part['sbtest1_rows_per_replica'][0]} sbtest1 rows.")
+            print(f"{r['clients']:>7} | {label:<21} | {c['per_s']:>11.0f} {c['mean_ms']:>6.1f} "
+                  f"{fmt(c.get('cpu_us_per_write'), '.0f'):>7} {fmt(c.get('cpu_pct'), '.0f'):>5} | "
+                  f"{s.get('per_s', 0):>9.0f} {s.get('mean_ms', 0):>6.1f} | {fmt(rat, '.2f'):>5} {MYSQL_VS_SEMISYNC.outcome(rat)}")
+    print(f"mean: mariadb-slap = clients / throughput; sysbench = its own average latency. CPU: the coordinator "
+          f"process's utime+stime over the run ÷ committed writes ({CPU_PER_WRITE_MYSQL}), and % of one core. "
+          f"Afterwards every replica held {part['sbtest1_rows_per_replica'][0]} sbtest1 rows.")
     if part.get("oltp"):
         print_oltp(part["oltp"])
     if part.get("head_of_line"):
@@ -187,7 +228,7 @@ def coordinator_oltp(port: int, db: str, threads: list[int], duration: float,
         for t in threads:
             c, n = coord.get(test, {}).get(t, {}), native.get(test, {}).get(t, {})
             rows.append({"test": test, "threads": t, "duration_s": duration, "coordinator": c, "semisync": n,
-                         "tps_ratio": round(c["per_s"] / n["per_s"], 2) if c.get("per_s") and n.get("per_s") else None})
+                         "tps_ratio": ratio(c.get("per_s"), n.get("per_s"))})
     deadline = time.monotonic() + 60
     while True:
         digests = replica_count(f"SELECT {OLTP_DIGEST}")
