@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from .config import ConfigError, load
+from .gcpolicy import GcPolicy
 from .http.server import serve
 from .service import Coordinator
 
@@ -75,6 +76,7 @@ def _open_files(wanted: int) -> None:
 
 def main() -> None:
     _open_files(65536)
+    GcPolicy().install()
     parser = argparse.ArgumentParser(prog="python -m coordinator", description=__doc__)
     parser.add_argument("--config", default="config.toml", help="path to config.toml")
     args = parser.parse_args()

@@ -11,12 +11,13 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncmy
 from asyncmy.constants import CLIENT
 from asyncmy.errors import MySQLError
 
+from . import multiresult
 from .deadline import Budget
 from .errors import Cause, Fenced, ReplicaDown, StatementError
 
@@ -103,19 +104,6 @@ def drop(conn: Any) -> None:
         pass
 
 
-def _result(cur: Any, rows: Any = None) -> tuple[Any, ...]:
-    """(rows affected, insert id, rows matched or -1, warnings, returned rows or None) of the
-    current result: "Rows matched: N" comes from the OK packet's info string (UPDATE)."""
-    r = cur._result
-    matched = -1
-    msg = r.message if r is not None else None
-    if msg:  # the info string is length-encoded on the wire; asyncmy keeps its length byte
-        i = msg.find(b"Rows matched: ")
-        if i >= 0:
-            matched = int(msg[i + 14:msg.index(b" ", i + 14)])
-    return cur.rowcount, cur.lastrowid or 0, matched, r.warning_count if r is not None else 0, rows
-
-
 async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[Any, ...]]:
     """Run a (multi-)statement round trip; per result (rows affected, insert id, rows
     matched, warnings, returned rows — ``INSERT … RETURNING`` — or None).
@@ -123,32 +111,29 @@ async def run(conn: Any, sql: str, timeout_s: float) -> list[tuple[Any, ...]]:
     Raises StatementError with the failing result's position (the server stops
     there; an open transaction stays open), Fenced when the epoch check trips,
     ReplicaDown (connection dropped) on timeouts, cancellation and I/O errors."""
-    results: list[tuple[Any, ...]] = []
     try:
         async with asyncio.timeout(timeout_s):
-            cur = conn.cursor()
-            await cur.execute(sql)
-            while True:
-                data = None
-                if cur.description:  # a statement that returned rows (RETURNING)
-                    data = ([d[0] for d in cur.description], list(await cur.fetchall()))
-                results.append(_result(cur, data))
-                if not await cur.nextset():
-                    return results
-    except MySQLError as exc:
-        errno = _errno(exc)
-        if errno == FENCE_ERRNO and _FENCE.search(_message(exc)):
-            raise Fenced(_message(exc)) from None
-        if errno in _SERVER_GONE or 2000 <= errno < 3000 or errno == 0:
-            drop(conn)
-            raise _down(exc, _message(exc)) from None
-        raise StatementError(errno, _message(exc), len(results), results) from None
+            return await multiresult.run(conn, sql)
+    except multiresult.ServerError as exc:
+        _statement_failed(conn, exc, exc.errno, exc.message, exc.position, exc.results)
+    except MySQLError as exc:  # the connection broke (asyncmy's own errors)
+        _statement_failed(conn, exc, _errno(exc), _message(exc), 0, [])
     except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, AttributeError) as exc:
         drop(conn)
         raise _down(exc, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
     except BaseException:
         drop(conn)  # cancelled mid round trip: the protocol state is unknown
         raise
+
+
+def _statement_failed(conn: Any, exc: BaseException, errno: int, message: str, position: int,
+                      results: list[tuple[Any, ...]]) -> NoReturn:
+    if errno == FENCE_ERRNO and _FENCE.search(message):
+        raise Fenced(message) from None
+    if errno in _SERVER_GONE or 2000 <= errno < 3000 or errno == 0:
+        drop(conn)
+        raise _down(exc, message) from None
+    raise StatementError(errno, message, position, results) from None
 
 
 async def fetch(conn: Any, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -61,7 +61,7 @@ class Replicator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._rng = random.Random()
-        self._proposals: list[Event] = []  # client writes arrived in this turn of the loop (``_propose``)
+        self._proposals: list[Propose] = []  # client writes arrived in this turn of the loop (``_propose``)
         # lane -> how to run its CommitTxn (the session's pinned connection), while it commits
         self._lane_runs: dict[int, Callable[[CommitTxn], Awaitable[Result]]] = {}
         self.parked = ParkedLanes(self.endpoint, cfg.coordinator.database, self.schema, m.query_timeout_s,
@@ -82,9 +82,20 @@ class Replicator:
 
     def _flush(self) -> None:
         evs, self._proposals = self._proposals, []
-        if evs:
+        if not evs:
+            return
+        try:
             self.core.step_all(evs, time.monotonic(), time.time_ns() // 1000)
-            self._carry_out(self.core.ready())
+        except Exception:  # a bug in the core: the writes of this turn must still hear (stepped one by
+            # one, the exception reached each caller); some may have been queued: outcome unknown
+            log.exception("step_failed", writes=len(evs))
+            for ev in evs:
+                fut = self._futures.pop(ev.handle, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ApiError(500, "internal_error", "the coordinator failed while taking this "
+                                            "write; its outcome is unknown; see the log"))
+            return
+        self._carry_out(self.core.ready())
 
     def _carry_out(self, rd: Ready) -> None:
         for a in rd.actions:

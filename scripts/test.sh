@@ -10,7 +10,9 @@ echo "==> ruff check"
 echo "==> mypy --strict (coordinator; the core is pure and fully typed)"
 .venv/bin/mypy --strict coordinator
 set +e
-QC_NO_SKIPS=1 .venv/bin/python -m pytest -q -ra "$@"
+# Two workers: one runs every test that uses MariaDB, one at a time (tests/conftest.py groups
+# them); the other runs the pure tests beside them at a lower CPU priority.
+QC_NO_SKIPS=1 .venv/bin/python -m pytest -q -ra -n 2 --dist loadgroup "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

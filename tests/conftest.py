@@ -17,6 +17,7 @@ import aiohttp
 import asyncmy
 import pytest
 import pytest_asyncio
+from hypothesis import settings as hypothesis_settings
 
 from coordinator import config as cfgmod
 from coordinator.http.server import serve
@@ -176,6 +177,12 @@ class Running:
         async with self.session.get(self.url(port, path)) as resp:
             return resp.status, await resp.json()
 
+    async def open_transactions(self) -> dict[str, Any]:
+        """GET /admin/transactions: the open interactive transactions and pinned connections."""
+        st, body = await self.get("/admin/transactions")
+        assert st == 200, body
+        return body
+
     async def write(self, sql: str, params: Any = None) -> tuple[int, dict[str, Any]]:
         return await self.post("/query", {"query": sql, **({"params": params} if params is not None else {})})
 
@@ -221,10 +228,38 @@ async def fresh(cluster: LocalCluster, http: aiohttp.ClientSession) -> AsyncIter
             await run.stop()
 
 
+# No per-example deadline: the property tests run beside the server tests (scripts/test.sh), whose load
+# would make a wall-clock limit flaky; each test bounds its work by max_examples instead.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
+
+SERVERS = "servers"  # the xdist group of every test that runs real servers: one worker runs them, in order
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use MariaDB are marked ``mariadb`` and grouped: under ``-n 2 --dist loadgroup``
+    (scripts/test.sh) one worker runs all of them one at a time, as without xdist (they share the
+    session cluster, and the machine has two cores), while the other runs the pure tests (core,
+    simulation, properties) beside them."""
     for item in items:
         if "cluster" in getattr(item, "fixturenames", ()) or "fresh" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mariadb)
+        if item.get_closest_marker("mariadb") is not None:
+            item.add_marker(pytest.mark.xdist_group(SERVERS))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under xdist, a worker running a pure test lowers its own CPU priority, so the servers, the
+    coordinator and the load generators of the other worker's tests (some of them timing-sensitive)
+    come first; a worker about to run a server test takes normal priority back (before its fixtures
+    start servers, which inherit it). As root; elsewhere the priority is left alone."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    nice = 0 if item.get_closest_marker("mariadb") is not None else 10
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, 0) != nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 def _forbidden_skip(rep: pytest.TestReport | pytest.CollectReport) -> str | None:

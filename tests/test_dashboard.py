@@ -197,14 +197,8 @@ def run_sql(conn: pymysql.connections.Connection, *statements: str) -> None:
             cur.fetchall()
 
 
-async def open_transactions(run: Running) -> dict[str, Any]:
-    st, body = await run.get("/admin/transactions")
-    assert st == 200, body
-    return body
-
-
 async def test_transactions_endpoint_lists_an_open_transaction_until_commit(fresh: Running) -> None:
-    body = await open_transactions(fresh)
+    body = await fresh.open_transactions()
     assert body["transactions"] == [] and body["pinned_connections"] == 0
     assert body["max_pinned"] == fresh.cfg.transactions.max_pinned
     assert body["idle_timeout_s"] == fresh.cfg.transactions.idle_timeout_s
@@ -213,7 +207,7 @@ async def test_transactions_endpoint_lists_an_open_transaction_until_commit(fres
         await asyncio.to_thread(run_sql, conn, "BEGIN",
                                 "INSERT INTO users (name, email) VALUES ('txn', 'dash-txn@example.com')")
         await asyncio.sleep(0.3)
-        body = await open_transactions(fresh)
+        body = await fresh.open_transactions()
         [t] = body["transactions"]
         assert t["session"] == conn.thread_id()  # the connection id the client sees
         assert t["user"] == "root" and t["host"]
@@ -226,7 +220,7 @@ async def test_transactions_endpoint_lists_an_open_transaction_until_commit(fres
         assert session["in_transaction"] and session["transaction_statements"] == 1
 
         await asyncio.to_thread(conn.commit)
-        body = await open_transactions(fresh)
+        body = await fresh.open_transactions()
         assert body["transactions"] == [] and body["pinned_connections"] == 0
     finally:
         conn.close()
@@ -245,18 +239,18 @@ async def test_transactions_endpoint_shows_one_waiting_for_a_lock_as_running(fre
         waiting = asyncio.create_task(asyncio.to_thread(run_sql, waiter, "BEGIN", lock))
 
         async def blocked() -> bool:
-            txns = {t["session"]: t for t in (await open_transactions(fresh))["transactions"]}
+            txns = {t["session"]: t for t in (await fresh.open_transactions())["transactions"]}
             return txns.get(waiter.thread_id(), {}).get("state") == "running"
 
         await wait_for(blocked, 10, "the waiting transaction listed as running")
-        txns = {t["session"]: t for t in (await open_transactions(fresh))["transactions"]}
+        txns = {t["session"]: t for t in (await fresh.open_transactions())["transactions"]}
         assert txns[holder.thread_id()]["state"] == "idle"
         assert txns[waiter.thread_id()]["command"] == "Query"
-        assert (await open_transactions(fresh))["pinned_connections"] == 2
+        assert (await fresh.open_transactions())["pinned_connections"] == 2
         await asyncio.to_thread(holder.rollback)
         await asyncio.wait_for(waiting, 10)  # the lock passed to the waiter
         await asyncio.to_thread(waiter.rollback)
-        assert (await open_transactions(fresh))["transactions"] == []
+        assert (await fresh.open_transactions())["transactions"] == []
     finally:
         holder.close()  # the server rolls back what it held: a waiter still blocked gets through
         if waiting is not None:

@@ -173,15 +173,9 @@ async def conns(port: int, n: int, **kw: Any) -> AsyncIterator[list[Conn]]:
             c.close()
 
 
-async def open_transactions(run: Running) -> dict[str, Any]:
-    st, body = await run.get("/admin/transactions")
-    assert st == 200, body
-    return body
-
-
 async def no_transaction_left(run: Running) -> None:
     async def none_open() -> bool:
-        body = await open_transactions(run)
+        body = await run.open_transactions()
         return body["transactions"] == [] and body["pinned_connections"] == 0
 
     await wait_for(none_open, 15, "no open transaction and no pinned leader connection")
@@ -638,7 +632,7 @@ async def test_pinned_connection_cap_refuses_with_1040_and_frees_at_commit(clust
             for conn, row in ((a, (1, "a")), (b, (2, "b"))):
                 await conn.run("BEGIN")
                 await conn.run("INSERT INTO cap_t VALUES (%s, %s)", row)
-            body = await open_transactions(run)
+            body = await run.open_transactions()
             assert (body["pinned_connections"], body["max_pinned"]) == (2, 2), body
             # a third writing transaction: a clear refusal, and its transaction stays open
             await c.run("BEGIN")
@@ -656,7 +650,7 @@ async def test_pinned_connection_cap_refuses_with_1040_and_frees_at_commit(clust
             await d.run("COMMIT")
             # a COMMIT frees a slot; the refused transaction takes it
             await a.run("COMMIT")
-            assert (await open_transactions(run))["pinned_connections"] == 1
+            assert (await run.open_transactions())["pinned_connections"] == 1
             await c.run("INSERT INTO cap_t VALUES (3, 'c')")
             assert await c.q("SELECT who FROM cap_t ORDER BY id") == [("a",), ("c",), ("d",)]
             await c.run("COMMIT")
@@ -912,7 +906,7 @@ async def test_admin_transactions_lists_open_transactions(fresh: Running) -> Non
     run = fresh
     async with conns(port_of(run), 3) as (setup, a, b):
         await setup.run("CREATE TABLE adm (id INT PRIMARY KEY)")
-        assert (await open_transactions(run))["transactions"] == []
+        assert (await run.open_transactions())["transactions"] == []
         await a.run("BEGIN")
         await a.run("INSERT INTO adm VALUES (1)")
         await a.run("SAVEPOINT s1")
@@ -920,7 +914,7 @@ async def test_admin_transactions_lists_open_transactions(fresh: Running) -> Non
         assert await a.q("SELECT COUNT(*) FROM adm") == [(2,)]
         await b.run("BEGIN")
         await asyncio.sleep(1.2)
-        body = await open_transactions(run)
+        body = await run.open_transactions()
         assert body["pinned_connections"] == 1 and body["max_pinned"] == run.cfg.transactions.max_pinned, body
         txns = {t["session"]: t for t in body["transactions"]}
         assert set(txns) == {a.thread_id, b.thread_id}, body

@@ -17,6 +17,7 @@ events are delivered. Each replica has at most one action in flight.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from . import cabinet, commit, failover, follower, lanes, leader, opening, positions, rebuild, recovery, seer
 from .actions import Close, Ready, ReplicaAction, Rollback
@@ -79,7 +80,7 @@ class Core:
         self._dispatch(st, ev)
         self._settle_all(st)
 
-    def step_all(self, evs: list[Event], now_s: float, wall_us: int) -> None:
+    def step_all(self, evs: Sequence[Event], now_s: float, wall_us: int) -> None:
         """Several events that happened at the same instant (the shell gathers the writes that
         arrived in one turn of its event loop): each dispatched in order, then the checks
         that follow any step run once — the same decisions as stepping them one by one,
