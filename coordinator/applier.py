@@ -127,6 +127,14 @@ class Applier:
 
     # --- helpers ---
 
+    def _budget(self, statements: int) -> float:
+        """How long a round trip that runs ``statements`` client statements may take: each may run up
+        to the per-statement limit (``max_statement_time_s``) on every replica — a follower replays a
+        statement about as long as the leader ran it — plus the query timeout. Bounding it by the
+        query timeout alone would make a follower time out forever on a write the leader took longer
+        than that over; a hung server is found by the monitor's polls, not by this."""
+        return self.t + self.max_stmt * max(1, statements)
+
     async def _timed(self, sql: str, timeout_s: float | None = None) -> Ok:
         started = time.perf_counter()
         await mysqlio.run(self.conn, sql, timeout_s or self.t)
@@ -201,7 +209,8 @@ class Applier:
         sql, owners = batchsql.leader_execute(items, time_us, begin, self.max_stmt)
         started = time.perf_counter()
         try:
-            results = await mysqlio.run(self.conn, f"{prefix};\n{sql}" if prefix else sql, self.t + self.max_stmt)
+            results = await mysqlio.run(self.conn, f"{prefix};\n{sql}" if prefix else sql,
+                                        self._budget(sum(len(stmts) for stmts, _ in items)))
             failed = None
         except StatementError as exc:
             if exc.position < n_prefix:
@@ -224,7 +233,8 @@ class Applier:
         return Ok()
 
     async def _apply(self, a: A.ApplyBatch) -> Result:
-        return await self._timed(batchsql.follower_batch(self.schema, a.epoch, a.entries, a.trim_below))
+        return await self._timed(batchsql.follower_batch(self.schema, a.epoch, a.entries, a.trim_below),
+                                 self._budget(sum(len(e.statements) for e in a.entries)))
 
     async def _mark(self, a: A.AloneMark) -> Result:
         return await self._timed(";".join([

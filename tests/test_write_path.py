@@ -279,3 +279,33 @@ async def test_reset_refuses_with_a_replica_down(cluster, fresh: Running) -> Non
         assert st == 200
     finally:
         cluster.start("replica-3")
+
+
+async def test_a_write_slower_than_the_query_timeout_reaches_every_follower(cluster, fresh: Running, http) -> None:
+    """A follower replays a statement about as long as the leader ran it, so its round trip allows
+    each statement the per-statement limit (max_statement_time_s) as the leader's does. Bounded by the
+    bare query timeout (here 1 s), every follower timed out on this write, reconnected and timed out
+    again, and the write never reached a quorum."""
+    await fresh.stop()
+    # calibrate a statement that takes ~2.5 s on one server (the SEQUENCE engine; a scan, no I/O)
+    probe = "SELECT SUM(seq % 7) FROM seq_1_to_1000000"
+    t = time.perf_counter()
+    await direct(cluster, "replica-1", probe)
+    per_million = max(time.perf_counter() - t, 0.01)
+    n = min(int(2.5 / per_million * 1_000_000), 200_000_000)
+    slow = ("INSERT INTO users (name, email) SELECT 'slow', 'slow-write@example.com' FROM DUAL "
+            f"WHERE (SELECT SUM(seq % 7) FROM seq_1_to_{n}) >= 0")
+    run = await start_coordinator(make_config(cluster, mysql={"query_timeout_s": 1.0},
+                                              replication={"write_timeout_s": 20.0}), http)
+    try:
+        t = time.perf_counter()
+        st, body = await run.write(slow)
+        took = time.perf_counter() - t
+        assert st == 200, body
+        assert took > 1.0, f"the write took {took:.2f} s: not slower than the query timeout, the test proves nothing"
+        await converged(run)
+        for r in run.cfg.replicas:
+            rows = await direct(cluster, r.id, "SELECT COUNT(*) FROM users WHERE email = 'slow-write@example.com'")
+            assert rows == [(1,)], r.id
+    finally:
+        await run.stop()
