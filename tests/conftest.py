@@ -246,6 +246,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.mariadb)
         if item.get_closest_marker("mariadb") is not None:
             item.add_marker(pytest.mark.xdist_group(SERVERS))
+    # the bench runs last, when the pure tests on the other worker are long done: its figures (all
+    # 1,024 clients connected at once, say) are about the machine's speed
+    items.sort(key=lambda item: item.path.name == "test_bench_quick.py")
 
 
 @pytest.hookimpl(tryfirst=True)
