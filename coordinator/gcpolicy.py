@@ -29,14 +29,11 @@ REFRESH_S = 600.0
 
 
 class GcPolicy:
-    """Installed once per process; counts full collections and the longest one (for figures)."""
+    """Installed once per process (``install``); ``uninstall`` for tests."""
 
     def __init__(self, refresh_s: float = REFRESH_S) -> None:
         self.refresh_s = refresh_s
         self._refreshed = time.monotonic()
-        self.full_collections = 0
-        self.longest_full_ms = 0.0
-        self._started = 0.0
 
     def install(self) -> None:
         gc.collect()
@@ -49,13 +46,8 @@ class GcPolicy:
         gc.unfreeze()
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        if info.get("generation") != 2:
+        if phase != "stop" or info.get("generation") != 2:
             return
-        if phase == "start":
-            self._started = time.perf_counter()
-            return
-        self.full_collections += 1
-        self.longest_full_ms = max(self.longest_full_ms, (time.perf_counter() - self._started) * 1000)
         now = time.monotonic()
         if now - self._refreshed >= self.refresh_s:
             self._refreshed = now

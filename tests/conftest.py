@@ -256,8 +256,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Under xdist, a worker running a pure test lowers its own CPU priority, so the servers, the
     coordinator and the load generators of the other worker's tests (some of them timing-sensitive)
     come first; a worker about to run a server test takes normal priority back (before its fixtures
-    start servers, which inherit it). As root; elsewhere the priority is left alone."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    start servers, which inherit it). Only as root, who can take it back; elsewhere it is left alone."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
         return
     nice = 0 if item.get_closest_marker("mariadb") is not None else 10
     with contextlib.suppress(OSError):

@@ -38,13 +38,11 @@ def test_survivors_of_a_full_collection_are_frozen_and_new_cycles_still_collecte
     kept = [Node() for _ in range(5000)]
     before = gc.get_freeze_count()
     gc.collect()
-    assert policy.full_collections == 1 and policy.longest_full_ms > 0
     assert gc.get_freeze_count() >= before + 5000, "what survived is frozen"
     assert all(gc.is_tracked(k) for k in kept[:3])
     garbage = cycle()
     gc.collect()
     assert garbage() is None, "a cycle made after the freeze is collected by the next full collection"
-    assert policy.full_collections == 2
 
 
 def test_objects_freed_by_reference_counting_leave_the_frozen_set(policy: GcPolicy) -> None:

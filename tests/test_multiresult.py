@@ -18,6 +18,7 @@ import pytest
 from coordinator import multiresult, mysqlio
 from coordinator.errors import ReplicaDown, StatementError
 from devcluster.cluster import LocalCluster
+from tests.conftest import wait_for
 
 DB = "multiresult_test"
 
@@ -134,11 +135,17 @@ async def test_a_connection_killed_mid_round_trip_is_down_and_dropped(conns: tup
     victim = await mysqlio.connect(ep)
     thread = victim.thread_id()
 
-    async def kill_soon() -> None:
-        await asyncio.sleep(0.3)
+    async def kill_when_sleeping() -> None:
+        """KILL once the victim is inside its round trip: past the first result, in the SLEEP."""
+        async def sleeping() -> bool:
+            _, rows = await mysqlio.fetch(b, "SELECT COUNT(*) FROM information_schema.processlist "
+                                             f"WHERE id = {thread} AND state = 'User sleep'", 5)
+            return bool(rows[0][0])
+
+        await wait_for(sleeping, 5, "the victim's round trip to reach its SLEEP")
         await mysqlio.run(b, f"KILL CONNECTION {thread}", 5)
 
-    killer = asyncio.create_task(kill_soon())
+    killer = asyncio.create_task(kill_when_sleeping())
     with pytest.raises(ReplicaDown):
         await mysqlio.run(victim, "SELECT 1; DO SLEEP(5); SELECT 2", 10)
     await killer
