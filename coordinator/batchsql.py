@@ -256,6 +256,13 @@ INSERT_ID_OF_PREVIOUS = -2
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 
 
+def has_returning(sql: str) -> bool:
+    """Whether the statement mentions ``RETURNING`` as a word (it may answer with rows). The
+    substring test first: the case-blind regex costs ~10 µs on a 200-character INSERT, most
+    of what the leader spends rendering it."""
+    return "returning" in sql.lower() and _RETURNING.search(sql) is not None
+
+
 def leader_execute(items: Sequence[tuple[Sequence[str], tuple[int, int]]], time_us: int | None,
                    begin: bool, max_statement_s: float = 0.0) -> tuple[str, list[Owner]]:
     """First round trip of a leader batch: the clients' statements inside an open
@@ -305,7 +312,7 @@ def _client_statements(parts: list[str], owners: list[Owner], i: int, stmts: Seq
     limit = f"SET STATEMENT innodb_lock_wait_timeout={int(lock_wait_s)}" + (
         f", max_statement_time={max_statement_s:g} FOR " if max_statement_s else " FOR ")
     for j, s in enumerate(stmts):
-        returning = _RETURNING.search(s) is not None
+        returning = has_returning(s)
         if returning:
             parts.append("SELECT LAST_INSERT_ID(0)")
             owners.append(None)

@@ -163,9 +163,16 @@ async def serve_control(proxy: Proxy, path: Path) -> asyncio.AbstractServer:
         finally:
             writer.close()
 
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    return await asyncio.start_unix_server(handle, str(path))
+    # The socket file appears only once the server listens: bound under a temporary name, then
+    # renamed into place. Between bind() and listen() a client that saw the file (waiting for it is
+    # how the cluster and the tests know the proxy is up) would be refused.
+    bound = path.with_name(path.name + ".new")  # within short_path's margin for sun_path
+    for p in (path, bound):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    server = await asyncio.start_unix_server(handle, str(bound))
+    os.replace(bound, path)
+    return server
 
 
 async def run(args: argparse.Namespace) -> int:

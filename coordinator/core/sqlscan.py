@@ -181,6 +181,9 @@ def split_statements(sql: str) -> list[str]:
     every ``;`` outside string literals, quoted identifiers and comments; empty ones dropped.
     An unterminated literal or comment keeps the rest of the text in the last statement
     (the classifier then reports it)."""
+    if ";" not in sql:  # one statement (most texts): nothing to split, skip the scan
+        one = sql.strip()
+        return [one] if one else []
     out: list[str] = []
     start = pos = 0
     for m in _SCAN.finditer(sql):

@@ -77,8 +77,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             msg = exc.reason or "request failed"
         return error_response(ApiError(status, HTTP_CODES.get(status, "http_error"), msg))
     except Exception:  # a bug: say so as JSON, keep serving
-        log.exception("unhandled_error", path=request.path, method=request.method)
-        return error_response(ApiError(500, "internal_error", "internal error; the coordinator logged the details"))
+        return error_response(internal_error(request.method, request.path))
+
+
+def internal_error(method: str, path: str) -> ApiError:
+    """A bug while answering ``method path``: logged with its traceback (call it from the
+    ``except``), answered as a JSON 500 that says no more."""
+    log.exception("unhandled_error", path=path, method=method)
+    return ApiError(500, "internal_error", "internal error; the coordinator logged the details")
 
 
 _LONG_NUMBER = re.compile(rb"\d{16,}")  # orjson turns integers beyond 64 bits into floats
@@ -94,12 +100,15 @@ INT_RANGE = (-(2**63), 2**64 - 1)
 
 async def read_json(request: web.Request, required: bool = True) -> dict[str, Any]:
     """The request body as a JSON object, or a 400/415 ApiError."""
-    raw = await request.read()
+    return parse_json(await request.read(), request.content_type, required)
+
+
+def parse_json(raw: bytes, ctype: str, required: bool = True) -> dict[str, Any]:
+    """``raw`` (sent as media type ``ctype``) as a JSON object, or a 400/415 ApiError."""
     if not raw.strip():
         if required:
             raise ApiError(400, "empty_body", "the request body must be a JSON object")
         return {}
-    ctype = request.content_type
     if ctype not in ("application/json", "application/octet-stream", "text/plain", "") and not ctype.endswith("+json"):
         if ctype != "application/x-www-form-urlencoded":  # curl -d default; accept JSON sent that way
             raise ApiError(415, "unsupported_media_type", f"send JSON (Content-Type: application/json), not {ctype}")

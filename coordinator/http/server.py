@@ -13,6 +13,7 @@ from aiohttp.web_server import Server
 from ..service import Coordinator
 from . import gateway, ports
 from .common import HTTP_CODES
+from .lean import LeanLane
 
 
 class _JsonErrorHandler(RequestHandler):
@@ -67,9 +68,12 @@ async def _preflight(_request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def serve(coord: Coordinator) -> list[web.AppRunner]:
-    runners = []
+async def serve(coord: Coordinator) -> list[web.AppRunner | LeanLane]:
+    """Listen on every HTTP port. The gateway's socket is the lean lane's (``lean``), which hands
+    what it does not serve to the gateway app's runner; the list is in start order (clean up reversed)."""
+    runners: list[web.AppRunner | LeanLane] = []
     origins = coord.cfg.coordinator.cors_origins
+    host = coord.cfg.coordinator.host
     try:
         for port, app in apps(coord).items():
             if origins:
@@ -79,8 +83,13 @@ async def serve(coord: Coordinator) -> list[web.AppRunner]:
             await runner.setup()
             assert runner.server is not None
             runner.server.__class__ = _JsonErrorServer
-            await web.TCPSite(runner, coord.cfg.coordinator.host, port, reuse_address=True, backlog=1024).start()
             runners.append(runner)
+            if port == coord.cfg.ports.gateway:
+                lane = LeanLane(coord, runner.server)
+                runners.append(lane)  # before its start: a failed bind is cleaned up too
+                await lane.start(host, port)
+            else:
+                await web.TCPSite(runner, host, port, reuse_address=True, backlog=1024).start()
     except BaseException:
         for r in runners:
             await r.cleanup()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..batchsql import has_returning
 from ..core.sqlrules import Kind
 from ..errors import ReplicaDown
 from ..mysqlproto import constants as c
@@ -34,7 +35,6 @@ from .relay import BinarySink, TextSink
 from .statements import Local, Sql
 from .txn import LOCKING_READ, Txn
 
-_RETURNING = re.compile(r"\bRETURNING\b", re.I)
 _RAND_CALL = re.compile(r"\bRAND\s*\(", re.I)  # a call, not "brands" or 'Grand' (batchsql.uses_rand only adds seeds)
 ER_READ_ONLY_TRANSACTION = 1792
 
@@ -129,7 +129,7 @@ async def statement(h: Any, st: Sql, text: str, more: bool, binary: Any) -> bool
         raise Failed(*E.not_supported("RAND() in a write inside a transaction is not supported by this coordinator: "
                                       "its values could not be replayed exactly; compute the value in the "
                                       "application, or write it outside the transaction"))
-    returning = _RETURNING.search(text) is not None
+    returning = has_returning(text)
     if returning:
         await _pinned_number(h, txn, "SELECT LAST_INSERT_ID(0)")
     h.f.count("writes")
