@@ -30,7 +30,8 @@ scale       — (scripts/benchscale.py) wrk at 3, 5 and 7 replicas in cabinet an
 
 CPU per write: the coordinator process's utime+stime (/proc/<pid>/stat) just around a measured run ÷ the
 writes committed in it; CPU %: of one core over that run. mariadb-slap figures: a warm-up run, then a
-measured run of at least 20,000 queries (--quick: shorter), the same on every side.
+measured run of at least 20,000 queries (--quick: shorter), the same on every side; wrk figures: a 2 s
+warm-up run with the same clients, then the measured run.
 
 Checks: any figure that comes out 0, None, NaN or missing fails the run (exit 1) with its name. The
 DESIGN.md §7 targets are printed "met" / "not met" beside their figures; --enforce-targets also fails

@@ -446,9 +446,15 @@ def slap_for(host: str, port: int, clients: int, duration: float, schema: str, s
     return r | {"warmup_queries": warm["queries"], "warmup_per_s": round(warm["per_s"], 1)}
 
 
+WRK_WARMUP_S = 2.0  # about the 5,000-query warm-up every mariadb-slap figure gets, at these rates
+
+
 def wrk_writes(url: str, clients: int, duration: float, prefix: str, pid: int | None = None) -> dict[str, Any]:
-    """wrk's unique single-row INSERTs through POST /query (scripts/wrk_insert.lua); `commits` is the
-    advance of the coordinator's commit timestamp over the run, what CPU per write divides by."""
+    """wrk's unique single-row INSERTs through POST /query (scripts/wrk_insert.lua), after a warm-up
+    run of WRK_WARMUP_S with the same clients (not measured: the connections, the servers' pages
+    and the coordinator's caches are warm, as on the mariadb-slap side); `commits` is the advance of
+    the coordinator's commit timestamp over the measured run, what CPU per write divides by."""
+    run_wrk(url, clients, WRK_WARMUP_S, WRK_INSERT, [prefix + "w", "bench"])
 
     def run() -> dict[str, Any]:
         _, before = http_json(url + "/status")
@@ -533,15 +539,34 @@ def open_fds(pid: int) -> int:
         return 0
 
 
-class ProcSampler:
-    """Samples the coordinator's resident memory (VmRSS) and open file descriptors in a thread while the
-    `with` block runs; figures(): RSS before, max seen, after, the kernel's peak VmHWM (over the process's
-    whole life), and the most descriptors seen (≥ the client count: all of them were connected at once)."""
+def connections_to(port: int) -> int:
+    """Established TCP connections whose local end is `port` (/proc/net/tcp and tcp6): the clients
+    connected to the server listening there, exactly — its other descriptors (server connections that
+    come and go, files) do not count."""
+    hexport = f":{port:04X}"
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            n += f[1].endswith(hexport) and f[3] == "01"
+    return n
 
-    def __init__(self, pid: int, interval_s: float = 0.05) -> None:
-        self.pid, self.interval_s = pid, interval_s
+
+class ProcSampler:
+    """Samples the coordinator's resident memory (VmRSS), open file descriptors and (with `port`) the
+    clients connected to that port in a thread while the `with` block runs; figures(): RSS before, max
+    seen, after, the kernel's peak VmHWM (over the process's whole life), the most descriptors seen;
+    connected_since(): the most clients seen connected at once (= the client count: all connected)."""
+
+    def __init__(self, pid: int, interval_s: float = 0.05, port: int | None = None) -> None:
+        self.pid, self.interval_s, self.port = pid, interval_s, port
         self.rss: list[float] = []
         self.fds: list[int] = []
+        self.conns: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -549,6 +574,8 @@ class ProcSampler:
         while not self._stop.is_set():
             self.rss.append(proc_status_mb(self.pid, "VmRSS"))
             self.fds.append(open_fds(self.pid))
+            if self.port is not None:
+                self.conns.append(connections_to(self.port))
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> ProcSampler:
@@ -563,11 +590,9 @@ class ProcSampler:
         self.after_mb = proc_status_mb(self.pid, "VmRSS")
         self.hwm_mb = proc_status_mb(self.pid, "VmHWM")
 
-    def fds_opened_since(self, mark: int) -> int | None:
-        """The most descriptors seen since len(self.fds) was `mark`, less those open on entering (None: no
-        sample): ≥ N when N clients were connected at once."""
-        top = max(self.fds[mark:], default=None)
-        return top - self.fds_before if top is not None else None
+    def connected_since(self, mark: int) -> int | None:
+        """The most clients seen connected to `port` at once since len(self.conns) was `mark` (None: no sample)."""
+        return max(self.conns[mark:], default=None)
 
     def figures(self) -> dict[str, Any]:
         return {"rss_before_mb": self.before_mb, "rss_max_mb": max(self.rss, default=None),

@@ -119,7 +119,7 @@ def assert_every_figure(data: dict[str, Any], text: str) -> None:
         s, b = r["slap"], r["sysbench"]
         assert positive(s["per_s"]) and positive(s["cpu_us_per_write"]), s
         assert positive(b["p50_ms"]) and b["p99_ms"] >= b["p50_ms"] and b["errors"] == 0, b
-        assert s["coordinator_fds_opened"] >= r["clients"] and b["coordinator_fds_opened"] >= r["clients"]
+        assert s["clients_connected"] >= r["clients"] and b["clients_connected"] >= r["clients"]
     mem = scale["clients"]["memory"]
     assert mem["clients"] == 1024 and positive(mem["rss_max_mb"]) and mem["vm_hwm_mb"] >= mem["rss_max_mb"], mem
     # 5. the native baseline is as durable as the coordinator's log

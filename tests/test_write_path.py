@@ -9,6 +9,7 @@ import random
 import statistics
 import time
 
+import asyncmy
 import pytest
 
 from tests.conftest import Running, direct, make_config, start_coordinator, table_digest, wait_for
@@ -279,6 +280,77 @@ async def test_reset_refuses_with_a_replica_down(cluster, fresh: Running) -> Non
         assert st == 200
     finally:
         cluster.start("replica-3")
+
+
+async def test_reset_on_a_fenced_coordinator_clears_nothing(cluster, fresh: Running) -> None:
+    """A newer coordinator's epoch on the last replica: the reset must find it before emptying any
+    replica (every replica accepts our epoch first, and each clear starts with the epoch check).
+    Before, the first three replicas were emptied, and the fourth too (its TRUNCATEs ran before
+    the state row's check)."""
+    run = fresh
+    for i in range(3):
+        assert (await run.write("INSERT INTO users (name, email) VALUES (%s, %s)", ["kept", f"fence{i}@x"]))[0] == 200
+    last = run.cfg.replicas[-1].id
+    await direct(cluster, last, "UPDATE _coordinator.state SET epoch = epoch + 10, epoch_seen = epoch WHERE id = 1",
+                 db=None)
+    st, body = await run.post("/admin/reset", {})
+    assert st == 503 and body["code"] == "fenced", body
+    for r in run.cfg.replicas:
+        assert await direct(cluster, r.id, "SELECT COUNT(*) FROM users WHERE name = 'kept'") == [(3,)], r.id
+    st, status = await run.get("/status")
+    assert status["fenced"] is True
+    st, body = await run.write("INSERT INTO users (name, email) VALUES ('after', 'after@x')")
+    assert st == 503, body
+
+
+async def test_reset_checks_again_after_quiescing_and_clears_nothing_if_a_replica_went_away(
+        cluster, fresh: Running, http) -> None:
+    """The reset's preconditions hold when it starts, then a follower goes down while it waits for
+    a write in flight (parked on a row lock held outside the coordinator). Once that write is done
+    the reset must look again and refuse, clearing nothing — before, it went on and emptied the
+    other three replicas, leaving the stopped one with everything they forgot."""
+    await fresh.stop()  # the held write must outlive the follower's stop being noticed: a longer write timeout
+    run = await start_coordinator(make_config(cluster, replication={"write_timeout_s": 30.0}), http)
+    try:
+        await _reset_after_a_replica_went_away(cluster, run)
+    finally:
+        await run.stop()
+
+
+async def _reset_after_a_replica_went_away(cluster, run: Running) -> None:  # noqa: ANN001
+    st, body = await run.write("INSERT INTO users (name, email) VALUES ('held', 'held@x')")
+    assert st == 200
+    uid = body["last_insert_id"]
+    leader = run.coord.replicator.leader_id
+    victim = next(r.id for r in run.cfg.replicas if r.id != leader)
+    host, port = cluster.address(leader, direct=True)
+    holder = await asyncmy.connect(host=host, port=port, user="root", password="", db="testdb")
+    try:
+        async with holder.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute(f"SELECT id FROM users WHERE id = {uid} FOR UPDATE")
+        write = asyncio.create_task(run.write(f"UPDATE users SET name = 'moved' WHERE id = {uid}"))
+        await wait_for(lambda: asyncio.sleep(0, bool(run.coord.replicator.core.st.lanes)), 10, "the write to park")
+        reset = asyncio.create_task(run.post("/admin/reset", {}))
+        await wait_for(lambda: asyncio.sleep(0, run.coord.replicator.core.st.resetting), 10, "the reset to start")
+        cluster.stop(victim)
+        await wait_for(lambda: asyncio.sleep(0, not run.coord.replicator.replicas[victim].available), 15,
+                       f"{victim} to be seen down")
+        async with holder.cursor() as cur:
+            await cur.execute("ROLLBACK")
+        wst, wbody = await asyncio.wait_for(write, 30)
+        assert wst == 200, wbody
+        st, body = await asyncio.wait_for(reset, 30)
+        assert st == 503 and body["code"] == "replica_unavailable" and victim in str(body), body
+    finally:
+        holder.close()
+        cluster.start(victim)
+    for r in run.cfg.replicas:
+        if r.id != victim:
+            assert await direct(cluster, r.id, "SELECT name FROM users WHERE id = %d" % uid) == [("moved",)], r.id
+    assert not run.coord.replicator.core.st.resetting
+    st, body = await run.write("INSERT INTO users (name, email) VALUES ('after', 'after2@x')")
+    assert st == 200, body
 
 
 async def test_a_write_slower_than_the_query_timeout_reaches_every_follower(cluster, fresh: Running, http) -> None:

@@ -101,7 +101,13 @@ def suspect(st: State, rid: str, why: str, force: bool = False) -> None:
 
 
 def request(st: State, ev: FailoverRequest, queue: deque[FailoverRequest]) -> None:
-    """An operator's request; one arriving while a plan runs waits its turn in ``queue``."""
+    """An operator's request; one arriving while a plan runs waits its turn in ``queue``; one
+    during a reset (the servers are being cleared, the appliers stopped) is refused."""
+    if st.resetting:
+        st.answer(ev.handle, FailoverOutcome(ApiError(409, "reset_in_progress",
+                                                      "a reset is clearing the replicas; retry the failover after it"),
+                                             None))
+        return
     if st.failover is not None:
         queue.append(ev)
         return

@@ -116,7 +116,7 @@ def term(st: State) -> int | None:
 def _refusal(st: State, rid: str, lane_term: int) -> str | None:
     if st.fenced:
         return "this coordinator was fenced off by a newer one; the transaction was rolled back"
-    if not st.active or not st.leading_enabled:
+    if not (st.active or st.draining) or not st.leading_enabled:
         return "the leader is changing (or the coordinator is not accepting writes); the transaction was rolled " \
                "back — retry it"
     if rid != st.leader_id or term(st) != lane_term:

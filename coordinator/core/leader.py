@@ -126,7 +126,7 @@ def next_action(st: State, rs: ReplicaState) -> ReplicaAction | None:
     """The leader's next round trip: continue the batch in flight, or take a new one."""
     b = st.batch
     if b is None:
-        if not st.leading_enabled or not st.active:
+        if not st.leading_enabled or not (st.active or st.draining):
             return None
         batch = st.writes.take_batch(st.out, st.now, st.cfg.max_batch_entries)
         if not batch:

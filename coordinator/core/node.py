@@ -162,11 +162,31 @@ class Core:
         return old
 
     def deactivate(self) -> None:
-        """Stop taking writes (quiesce for a reset or a clean stop)."""
-        self.st.active = False
+        """Stop taking writes (quiesce for a reset): new ones are refused, but the writes already
+        queued and the parked ones still run and commit (``draining``) — else they could only
+        time out, unanswered, and the pipeline would never be quiescent."""
+        self.st.active, self.st.draining = False, True
 
     def activate(self) -> None:
         self.st.active = not self.st.fenced and self.st.recovery is None
+        self.st.draining = False
+
+    def begin_reset(self) -> None:
+        """A reset takes the pipeline until ``restart_empty`` / ``end_reset``: it clears the servers
+        behind the core's back, so no new write (``deactivate``) and no failover (409) meanwhile."""
+        self.st.resetting = True
+        self.deactivate()
+        self.st.emit("reset_started", "reset started: writes and failovers wait until the replicas are cleared")
+
+    def fenced_on(self, rid: str) -> None:
+        """A round trip outside the core's actions (a reset's) found a newer coordinator's epoch on ``rid``."""
+        self.st.fence(self.st.replicas[rid].name)
+
+    def end_reset(self) -> None:
+        """A reset gave up before clearing anything: writes and failovers as before."""
+        self.st.resetting = False
+        self.activate()
+        self.st.emit("reset_abandoned", "reset gave up before clearing anything; writes and failovers resume")
 
     def quiescent(self) -> bool:
         """Nothing queued, in flight or in doubt, and every available replica applied the log."""
@@ -176,7 +196,7 @@ class Core:
                                          if rs.available))
 
     def shutdown(self) -> None:
-        self.st.active = False
+        self.st.active = self.st.draining = False
         self.st.writes.shutdown(self.st.out)
 
     def restart_empty(self, failed: list[str]) -> None:
@@ -187,9 +207,7 @@ class Core:
         st.alloc = TimestampAllocator(window=st.cfg.timestamp_window)
         st.commit_ts = 0
         st.marks.clear()
-        st.trim_below = 0
-        st.batch = None
-        st.in_doubt = None
+        st.trim_below, st.batch, st.in_doubt = 0, None, None
         st.commits.clear()
         st.lanes.clear()
         st.drained.clear()  # timestamps start again at 1: old ones would match new entries
@@ -198,6 +216,7 @@ class Core:
             rs.applied_ts, rs.applied_epoch, rs.trimmed_below = 0, st.epoch, 0
             rs.phase, rs.inflight, rs.pending, rs.rollback = Phase.CLOSED, None, None, None
             rs.needs_rebuild = rs.needs_rebuild or rs.id in failed
+        st.resetting = False
         self.activate()
 
     def knows_request(self, request_id: str) -> bool:
@@ -234,6 +253,8 @@ class Core:
         if st.fenced:
             refusal = ApiError(503, "fenced", "this coordinator was fenced off by a newer one (higher epoch); it no "
                                "longer writes")
+        elif st.draining:
+            refusal = ApiError(503, "busy", "the coordinator is finishing its writes for a reset; retry shortly")
         elif not st.active:
             refusal = ApiError(503, "not_ready", "the coordinator is not accepting writes yet (recovering or waiting "
                                "for replicas)")

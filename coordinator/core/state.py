@@ -110,7 +110,9 @@ class State:
     bumping_to: int = 0  # an epoch a failover is storing (not yet ours)
     leading_enabled: bool = True  # false while a failover or switchover runs
     active: bool = False  # accepting writes (recovered, not fenced, not quiesced)
+    draining: bool = False  # quiesced (deactivate): no new write or transaction, but the accepted ones finish
     fenced: bool = False
+    resetting: bool = False  # a reset holds the pipeline (begin_reset .. restart_empty / end_reset): no failover
     commit_ts: int = 0
     ranking: list[str] = field(default_factory=list)
     trim_below: int = 0
@@ -196,7 +198,7 @@ class State:
         if self.fenced:
             return
         self.fenced = True
-        self.active = False
+        self.active = self.draining = False
         self.emit("fenced", f"fenced off by a newer coordinator (epoch above {self.epoch}) on {where}; "
                   "this coordinator stops writing", epoch=self.epoch, replica=where)
         self.writes.fail_queued(self.out, 503, "fenced", "this coordinator was fenced off by a newer one")

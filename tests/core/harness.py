@@ -309,6 +309,11 @@ class Driver:
         return self.step(FailoverRequest(int(kw["h"]), kw.get("reason", "operator"), kw.get("target"),
                                          kw.get("planned", "true") == "true", kw.get("expected")))
 
+    def cmd_reset(self, pos: list[str], kw: dict[str, str], _a: list[str]) -> str:
+        """``reset begin`` / ``reset end`` (gave up) / ``reset cleared`` (restart_empty)."""
+        {"begin": self.c.begin_reset, "end": self.c.end_reset, "cleared": lambda: self.c.restart_empty([])}[pos[0]]()
+        return self.ready()
+
     def cmd_mode(self, pos: list[str], kw: dict[str, str], _a: list[str]) -> str:
         self.c.set_mode(pos[0])
         return self.ready()
@@ -317,7 +322,7 @@ class Driver:
         st = self.c.st
         w = st.writes
         lines = [f"leader={st.leader_id} epoch={st.epoch} {'active' if st.active else 'inactive'}"
-                 f"{' fenced' if st.fenced else ''} commit={st.commit_ts} last={st.log.last_ts} "
+                 f"{' fenced' if st.fenced else ''}{' resetting' if st.resetting else ''}{' draining' if st.draining else ''} commit={st.commit_ts} last={st.log.last_ts} "
                  f"queue={len(w.queue)} waiting={len(w.waiters)} unanswered={w.inflight}"
                  f"{' in-doubt=' + _entries(st.in_doubt.entries) if st.in_doubt else ''}"
                  f"{' pending=' + ','.join(f'{p.first_ts}:{p.status}' for p in st.commits) if st.commits else ''}"
