@@ -400,7 +400,21 @@ def leader_is(url: str, leader: str, slow: list[str]) -> None:
                            f"part (slowed: {slow}); its figures would not be about slowed followers")
 
 
-def slowed_part(url: str, cluster: Any, clients: int, duration: float) -> dict[str, Any]:
+def caught_up(metrics_url: str, timeout_s: float = 120.0) -> float:
+    """Wait until every replica applied everything committed (port 8003's applied_timestamp against
+    master_timestamp); the seconds it took. A cell of the slowed-followers part must not inherit the
+    previous cell's backlog: after cabinet mode ran past the slowed followers, majority's first
+    writes wait for one of them to replay thousands of entries, and its figure would be that wait."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        st, m = http_json(metrics_url + "/metrics")
+        if st == 200 and all(r["applied_timestamp"] >= m["master_timestamp"] for r in m["replicas"]):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise RuntimeError(f"the replicas did not catch up within {timeout_s:.0f} s")
+
+
+def slowed_part(url: str, metrics_url: str, cluster: Any, clients: int, duration: float) -> dict[str, Any]:
     leader = settled_leader(url)
     _, status = http_json(url + "/status")
     followers = [n for n in (status.get("cabinet") or []) if n != leader]
@@ -414,8 +428,10 @@ def slowed_part(url: str, cluster: Any, clients: int, duration: float) -> dict[s
                     cluster.delay(name, 50)
                 time.sleep(1.0)
             for mode in SLOWED_MODES:
+                waited = caught_up(metrics_url)
                 set_mode(url, mode, warm_tag=f"warm{mode}{len(cells)}")
-                say(f"==> {mode:<8} {fault}: {clients} clients x {duration:g}s (wrk) ...")
+                say(f"==> {mode:<8} {fault}: {clients} clients x {duration:g}s (wrk; replicas caught up after "
+                    f"{waited:.1f} s) ...")
                 w = wrk_writes(url, clients, duration, f"s{mode}{len(cells)}")
                 say(f"    {w['per_s']:.0f} writes/s, p50 {w.get('p50_ms', 0):.1f} ms, p99 {w.get('p99_ms', 0):.1f} ms, "
                     f"errors {w['errors']:.0f}")
@@ -820,7 +836,8 @@ def run(parts: set[str], conf: Settings, result: dict[str, Any], tmp: Path) -> N
             say("==> coordinator restarted through the fault proxies (for the injected delays)")
             coord2.start()
             try:
-                result["slowed_followers"] = slowed_part(coord2.url, cluster, conf.slowed_clients, conf.slowed_s)
+                result["slowed_followers"] = slowed_part(coord2.url, coord2.metrics_url, cluster, conf.slowed_clients,
+                                                           conf.slowed_s)
             finally:
                 coord2.stop()
     finally:
