@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -184,3 +185,19 @@ async def test_an_idle_keepalive_connection_is_closed(fresh: Running) -> None:
         writer.write(post("/query", {"query": "SELECT 1 AS one"}))
         assert (await answer(reader))[0] == 200
         assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the lane's sweep
+
+
+async def test_a_client_that_stops_reading_a_large_answer_is_closed(fresh: Running) -> None:
+    """The answer waits for the client to read it (flow control) only as long as an idle connection may
+    stay open: a client that never reads does not hold its connection and the answer's memory for ever."""
+    lane(fresh).keepalive(1.0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small: the answer cannot hide in buffers
+    sock.connect(("127.0.0.1", fresh.cfg.ports.gateway))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(post("/query", {"query": "SELECT REPEAT('x', 4000000) AS r"}))
+        await wait_for(lambda: asyncio.sleep(0, in_lane(fresh, writer)), 10, "the lane to take the request")
+        await wait_for(lambda: asyncio.sleep(0, not in_lane(fresh, writer)), 15, "the lane to give up on the reader")
+    finally:
+        writer.close()

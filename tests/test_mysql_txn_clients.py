@@ -531,6 +531,27 @@ async def test_idle_transaction_is_rolled_back_and_its_session_closed(cluster: L
         await assert_replicas_hold(cluster, run, "SELECT id, v FROM idle_t", [(1, 2)])
 
 
+@pytest.mark.timeout(90)
+async def test_a_reset_rolls_back_open_transactions_and_clears_everything(cluster: LocalCluster,
+                                                                          fresh: Running) -> None:
+    """An open transaction holds the metadata lock a TRUNCATE needs: the reset dooms it (a new leader
+    term, as a failover does) and clears every replica; the client learns it at its next statement
+    (1213: retry). Before, the reset's TRUNCATE on the leader waited for that lock until the idle
+    transaction timed out (~30 s here; with a longer transactions.idle_timeout_s the round trip's own
+    timeout came first: reset_partial, the leader marked for a rebuild), and the client got 2013."""
+    port = port_of(fresh)
+    async with conns(port, 1) as (txn,):
+        await txn.run("BEGIN")
+        await txn.run("INSERT INTO users (name, email) VALUES ('open', 'open-reset@x')")
+        assert txn.in_trans
+        st, body = await fresh.post("/admin/reset", {})
+        assert st == 200, body
+        assert await txn.error("COMMIT") == 1213
+    for r in fresh.cfg.replicas:
+        assert await direct(cluster, r.id, "SELECT COUNT(*) FROM users") == [(0,)], r.id
+    await no_transaction_left(fresh)
+
+
 # ============================================================================ 4b. locks held by open transactions
 
 

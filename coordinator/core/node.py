@@ -173,8 +173,10 @@ class Core:
 
     def begin_reset(self) -> None:
         """A reset takes the pipeline until ``restart_empty`` / ``end_reset``: it clears the servers
-        behind the core's back, so no new write (``deactivate``) and no failover (409) meanwhile."""
+        behind the core's back, so no new write (``deactivate``) and no failover (409) meanwhile; the
+        open interactive transactions are doomed (a new term: their locks would block the clearing)."""
         self.st.resetting = True
+        self.st.new_term()
         self.deactivate()
         self.st.emit("reset_started", "reset started: writes and failovers wait until the replicas are cleared")
 

@@ -135,7 +135,13 @@ class LeanConnection(asyncio.Protocol):
             transport.close()
             return
         if self.writable is not None and not self.writable.is_set():
-            await self.writable.wait()  # a large result: let the client read it before the next request
+            # a large result: the client reads it before its next request — within the keep-alive
+            # timeout, as an idle connection gets; one that stops reading is closed
+            try:
+                await asyncio.wait_for(self.writable.wait(), self.lane.keepalive_s)
+            except asyncio.TimeoutError:
+                transport.abort()
+                return
         self.task = None
         if not self.reading and not self.closed:
             self.reading = True
