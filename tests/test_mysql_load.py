@@ -369,7 +369,15 @@ async def leader_killed(cluster: LocalCluster, run: Running) -> AsyncIterator[st
         async def new_leader() -> bool:
             return run.coord.replicator.leader_id != old
 
-        await wait_for(new_leader, 20, f"a new leader after killing {old}")
+        try:
+            await wait_for(new_leader, 20, f"a new leader after killing {old}")
+        except AssertionError as exc:  # say what the core was doing (a failover that never came)
+            st = run.coord.replicator.core.st
+            plan = st.failover
+            raise AssertionError(f"{exc}; core: active={st.active} draining={st.draining} fenced={st.fenced} "
+                                 f"leading_enabled={st.leading_enabled} failover={plan and (plan.phase, plan.reason)} "
+                                 f"health={ {r: (h.healthy, h.misses) for r, h in st.health.items()} } "
+                                 f"retry={st.failover_retry}") from None
         yield old
     finally:
         await asyncio.to_thread(cluster.start, old)
